@@ -1,0 +1,40 @@
+"""The `alexnet` command: parses arguments and dispatches; no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from alexnet.errors import AlexNetError
+
+# One module per command group; each exposes register(subparsers).
+COMMAND_MODULES = ("models", "data", "train", "evaluate", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alexnet",
+        description="AlexNet (Krizhevsky, Sutskever & Hinton, 2012) in PyTorch.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"alexnet.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except AlexNetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,123 @@
+"""Checkpoints that survive a crash: atomic writes, safe loads, clear errors.
+
+A checkpoint is a plain dict (see docs/ARCHITECTURE.md) that loads with
+`torch.load(weights_only=True)`: tensors, numbers, strings, lists, tuples and dicts only.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from alexnet.errors import CheckpointError
+
+FORMAT = "alexnet-checkpoint/1"
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write `state` to `path` atomically: temporary file, fsync, rename, fsync the folder.
+
+    A crash at any point leaves either the old file or the new one, never a torn file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, **state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # some filesystems do not allow opening a folder
+        return path
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run folder (its `last.pt`, else `best.pt`)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("last.pt", "best.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"{path} is a folder without last.pt or best.pt; "
+                              "pass a run folder made by `alexnet train` or a .pt file")
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+                    ) -> dict[str, Any]:
+    """Load a checkpoint written by `save_checkpoint`, with `weights_only=True`."""
+    path = resolve_checkpoint_path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as err:
+        size = path.stat().st_size if path.exists() else 0
+        raise CheckpointError(
+            f"{path} ({size:,} bytes) could not be read as a checkpoint: it is truncated, "
+            f"corrupt or not a PyTorch file ({type(err).__name__}: {str(err).splitlines()[0]})"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            f"{path} is not an alexnet checkpoint: expected format {FORMAT!r}, found {found!r}"
+        )
+    return state
+
+
+def load_model(
+    path_or_state: str | os.PathLike | dict[str, Any],
+    *,
+    expect_model: str | None = None,
+    expect_num_classes: int | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint holds and load its weights (in eval mode).
+
+    Raises `CheckpointError` naming what was expected and what was found when the checkpoint
+    holds another model or class count, or weights that do not fit.
+    """
+    from alexnet.models import create_model
+
+    state = (path_or_state if isinstance(path_or_state, dict)
+             else load_checkpoint(path_or_state, map_location))
+    where = "" if isinstance(path_or_state, dict) else f"{path_or_state}: "
+    try:
+        config = dict(state["model"]["config"])
+        weights = state["model"]["state_dict"]
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{where}checkpoint has no model section") from err
+    name = config.get("name")
+    if expect_model is not None and name != expect_model:
+        raise CheckpointError(f"{where}expected a {expect_model!r} model, "
+                              f"the checkpoint holds {name!r}")
+    classes = config.get("num_classes")
+    if expect_num_classes is not None and classes != expect_num_classes:
+        raise CheckpointError(f"{where}expected {expect_num_classes} classes, "
+                              f"the checkpoint's model has {classes}")
+    model = create_model(**config)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{where}weights do not fit model {config}: "
+                              f"{str(err).splitlines()[0]}") from err
+    model.eval()
+    return model, state
