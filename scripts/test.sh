@@ -4,6 +4,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
-ruff check src tests benchmarks
+ruff check src tests $([ -d benchmarks ] && echo benchmarks)
 if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi
 python -m pytest -q "$@"

@@ -1,7 +1,89 @@
-"""Commands of this group (placeholder until its part lands)."""
+"""`alexnet models` and `alexnet summary MODEL`."""
+
+from __future__ import annotations
 
 import argparse
+import json
+
+import yaml
+
+from alexnet.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this group's commands to the `alexnet` parser."""
+    """Add `models` and `summary` to the `alexnet` parser."""
+    p = subparsers.add_parser("models", help="list the AlexNet variants",
+                              description="List the variants: parameters, GFLOPs per 224 image "
+                                          "(forward, 2 x multiply-adds), source.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_models)
+
+    p = subparsers.add_parser("summary", help="every layer of a model with its output shape",
+                              description="Every layer with its output shape and parameter "
+                                          "count, like the paper's Fig. 2.")
+    p.add_argument("model", help="a name from `alexnet models`")
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--in-channels", type=int, default=3)
+    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="model option, e.g. -o lrn=false -o pool=non-overlap -o image_size=112")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_summary)
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """`["lrn=false", "dropout=0.3"]` -> `{"lrn": False, "dropout": 0.3}` (values read as YAML)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"option {pair!r} is not KEY=VALUE, e.g. lrn=false")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from alexnet.models import create_model, list_models, model_info
+    from alexnet.models.profile import model_stats
+
+    rows = []
+    for name in list_models():
+        info = model_info(name)
+        stats = model_stats(create_model(name), 224)
+        rows.append({"name": name, "params": stats["params"],
+                     "gflops": round(stats["gflops"], 3), "source": info.source,
+                     "description": info.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<10} {'params':>12} {'GFLOPs':>7}  source")
+    for r in rows:
+        print(f"{r['name']:<10} {r['params']:>12,} {r['gflops']:>7.3f}  {r['source']}")
+        print(f"{'':<10} {r['description']}")
+    print("\n1000 classes, 3 input channels; GFLOPs = forward, 2 x multiply-adds, per 224x224 "
+          "image (a training step costs about 3x).")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from alexnet.models import create_model
+    from alexnet.models.profile import layer_table, model_stats, rows_as_dicts
+
+    model = create_model(args.model, num_classes=args.num_classes,
+                         in_channels=args.in_channels, **parse_options(args.option))
+    size = model.config.get("image_size", 224)
+    rows = layer_table(model, size)
+    stats = model_stats(model, size)
+    if args.json:
+        print(json.dumps({"model": model.config, "input_shape": [args.in_channels, size, size],
+                          "layers": rows_as_dicts(rows), **stats}, indent=2))
+        return 0
+    print(f"{model.config['name']}: input {args.in_channels}x{size}x{size}")
+    print(f"{'layer':<22} {'type':<20} {'output':>16} {'values':>10} {'params':>12}")
+    for r in rows:
+        shape = "x".join(map(str, r.output_shape))
+        values = 1
+        for d in r.output_shape:
+            values *= d
+        print(f"{r.name:<22} {r.kind:<20} {shape:>16} {values:>10,} {r.params:>12,}")
+    print(f"total parameters {stats['params']:,}; forward {stats['gflops']:.3f} GFLOPs per image")
+    return 0

@@ -1,0 +1,157 @@
+"""The paper's network and its relatives: `paper`, `original`, `one-tower`, `half`.
+
+§3.5 and Fig. 2: five conv layers (96-256-384-384-256 kernels) and three fc layers (4096-4096-
+classes). Two towers, one per GPU: with groups=2, conv2, conv4 and conv5 see only their own
+tower's maps, while conv3, fc6, fc7 and fc8 see both. Channels [0:C/2] are tower 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from torch import nn
+
+from alexnet.errors import ConfigError
+from alexnet.models.base import AlexNetBase
+from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm
+
+# §3.3: k=2, n=5, α=1e-4, β=0.75.
+LRN_ARGS = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Kernels per conv layer and whether the towers are split (groups=2)."""
+
+    widths: tuple[int, int, int, int, int]
+    groups: int
+
+
+LAYOUTS = {
+    "paper": Layout((96, 256, 384, 384, 256), groups=2),  # §3.5, Fig. 2
+    "original": Layout((96, 256, 384, 384, 256), groups=2),  # layers-145.cfg
+    "one-tower": Layout((96, 256, 384, 384, 256), groups=1),  # the towers merged on one GPU
+    # §3.2's one-GPU net with half the kernels; its footnote: conv5 and the fc layers are NOT
+    # halved, so that both nets have about the same number of parameters.
+    "half": Layout((48, 128, 192, 192, 256), groups=1),
+}
+
+
+def conv1_geometry(image_size: int) -> tuple[int, int]:
+    """(output size, right/bottom zero padding) of conv1 (11×11, stride 4, no padding).
+
+    The released code rounds the output size up (`layer.py`: 1 + ceil((2·pad + size - filter) /
+    stride)), so 224 gives 1 + ceil(213/4) = 55, as Fig. 2 says. Rounding up is the same as
+    zero-padding the right and bottom edges: (55-1)·4 + 11 - 224 = 3 pixels.
+    """
+    out = 1 + math.ceil((image_size - 11) / 4)
+    return out, (out - 1) * 4 + 11 - image_size
+
+
+def pooled(size: int, kernel: int, stride: int) -> int:
+    return (size - kernel) // stride + 1
+
+
+class PaperAlexNet(AlexNetBase):
+    """The paper family. `variant` picks the layout; options are the paper's ablations."""
+
+    def __init__(self, variant: str = "paper", num_classes: int = 1000, in_channels: int = 3,
+                 *, lrn: bool = True, pool: str = "overlap", activation: str = "relu",
+                 dropout: float = 0.5, image_size: int = 224, init: str | None = None,
+                 lrn_alpha_over_n: bool = True) -> None:
+        super().__init__()
+        if pool not in ("overlap", "non-overlap"):
+            raise ConfigError(f"pool must be 'overlap' or 'non-overlap', got {pool!r}")
+        if activation not in ("relu", "tanh"):
+            raise ConfigError(f"activation must be 'relu' or 'tanh', got {activation!r}")
+        init = init or ("original" if variant == "original" else "paper")
+        if init not in ("paper", "original"):
+            raise ConfigError(f"init must be 'paper' or 'original', got {init!r}")
+        self.config = {"name": variant, "num_classes": num_classes, "in_channels": in_channels,
+                       "lrn": lrn, "pool": pool, "activation": activation, "dropout": dropout,
+                       "image_size": image_size, "init": init,
+                       "lrn_alpha_over_n": lrn_alpha_over_n}
+        layout = LAYOUTS[variant]
+        self.towers = layout.groups
+        c1, c2, c3, c4, c5 = layout.widths
+        g = layout.groups
+        # §3.4: overlapping pooling z=3, s=2; the ablation uses z=s=2.
+        pk, ps = (3, 2) if pool == "overlap" else (2, 2)
+
+        def act() -> nn.Module:
+            return nn.ReLU(inplace=True) if activation == "relu" else nn.Tanh()
+
+        def norm() -> nn.Module:
+            return LocalResponseNorm(**LRN_ARGS, alpha_over_n=lrn_alpha_over_n) if lrn \
+                else nn.Identity()
+
+        s1, pad1 = conv1_geometry(image_size)
+        s2 = pooled(s1, pk, ps)  # 27 at 224
+        s3 = pooled(s2, pk, ps)  # 13
+        s5 = pooled(s3, pk, ps)  # 6
+        if s5 < 1:
+            raise ConfigError(f"image_size {image_size} is too small for {variant!r}: "
+                              "the last pooling layer would have no output; use 63 or more")
+        conv1 = nn.Sequential(OrderedDict(
+            pad=nn.ZeroPad2d((0, pad1, 0, pad1)),  # (B, C, 227, 227) at 224
+            conv=nn.Conv2d(in_channels, c1, 11, stride=4)))  # (B, 96, 55, 55)
+        if variant == "original":
+            # layers-145.cfg: conv1 -> cross-map norm -> pool (which carries the ReLU);
+            # conv2 -> ReLU -> cross-map norm -> same-map norm (`rnorm`) -> pool.
+            stem = [("conv1", conv1), ("lrn1", norm()), ("pool1", nn.MaxPool2d(pk, ps)),
+                    ("relu1", act()),
+                    ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=g)), ("relu2", act()),
+                    ("lrn2", norm()), ("rnorm2", SameMapResponseNorm() if lrn else nn.Identity()),
+                    ("pool2", nn.MaxPool2d(pk, ps))]
+        else:
+            # §3.3-3.4: LRN after the ReLU of conv1 and conv2, then overlapping pooling.
+            stem = [("conv1", conv1), ("relu1", act()), ("lrn1", norm()),
+                    ("pool1", nn.MaxPool2d(pk, ps)),  # (B, 96, 27, 27)
+                    ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=g)),  # (B, 256, 27, 27)
+                    ("relu2", act()), ("lrn2", norm()), ("pool2", nn.MaxPool2d(pk, ps))]
+        self.features = nn.Sequential(OrderedDict(stem + [  # (B, 256, 13, 13)
+            ("conv3", nn.Conv2d(c2, c3, 3, padding=1)), ("relu3", act()),  # both towers
+            ("conv4", nn.Conv2d(c3, c4, 3, padding=1, groups=g)), ("relu4", act()),
+            ("conv5", nn.Conv2d(c4, c5, 3, padding=1, groups=g)), ("relu5", act()),
+            ("pool5", nn.MaxPool2d(pk, ps)),  # (B, 256, 6, 6)
+        ]))
+        self.classifier = nn.Sequential(OrderedDict([
+            ("fc6", nn.Linear(c5 * s5 * s5, 4096)),  # 9216 inputs at 224: both towers
+            ("relu6", act()), ("drop6", nn.Dropout(dropout)),
+            ("fc7", nn.Linear(4096, 4096)), ("relu7", act()), ("drop7", nn.Dropout(dropout)),
+            ("fc8", nn.Linear(4096, num_classes)),  # logits: no ReLU on fc8
+        ]))
+        self.embed_depth = 5  # fc6, relu6, drop6, fc7, relu7
+        self.reset_parameters()
+
+    def _layers(self) -> dict[str, nn.Conv2d | nn.Linear]:
+        mods = dict(self.features.named_children()) | dict(self.classifier.named_children())
+        mods["conv1"] = self.features.conv1.conv
+        return {n: mods[n] for n in
+                ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")}
+
+    def reset_parameters(self) -> None:
+        """§5: weights ~ N(0, 0.01²); biases 1 in conv2, conv4, conv5, fc6, fc7 (to give the
+        ReLUs positive inputs early), 0 elsewhere. Released code: std 0.03 for conv3-conv5."""
+        for name, layer in self._layers().items():
+            std = 0.03 if self.config["init"] == "original" and name in ("conv3", "conv4",
+                                                                          "conv5") else 0.01
+            nn.init.normal_(layer.weight, 0.0, std)
+            nn.init.constant_(layer.bias, 1.0 if name in ("conv2", "conv4", "conv5", "fc6",
+                                                          "fc7") else 0.0)
+
+    @property
+    def conv1(self) -> nn.Conv2d:
+        return self.features.conv1.conv
+
+    def optim_groups(self) -> list[dict]:
+        """`original`: biases learn twice as fast and are not decayed (layer-params-145.cfg:
+        epsB = 2·epsW, wcB = 0). The paper (§5) uses one rate and decay for all."""
+        groups = super().optim_groups()
+        if self.config["name"] == "original":
+            for g in groups:
+                if g["name"].endswith(".bias"):
+                    g["lr_mult"], g["wd_mult"] = 2.0, 0.0
+        return groups

@@ -1,0 +1,195 @@
+"""The AlexNet family: parameter counts, shapes, towers, init, torchvision parity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import alexnet
+from alexnet.errors import AlexNetError
+from alexnet.models import create_model, list_models
+from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm
+from alexnet.models.profile import layer_table
+
+# 1000 classes, 3 input channels.
+PARAMS = {
+    "paper": 60_965_224,  # paper-facts.md: 60,965,224 with groups=2
+    "original": 60_965_224,
+    "one-tower": 62_378_344,
+    "half": 59_798_312,
+    "owt": 61_100_840,  # torchvision
+    "d2l": 50_844_008,
+}
+
+
+def test_registry_lists_every_variant() -> None:
+    assert list_models() == list(PARAMS)
+    assert alexnet.list_models() == list(PARAMS)
+
+
+@pytest.mark.parametrize("name", list(PARAMS))
+def test_parameter_count(name: str) -> None:
+    model = create_model(name)
+    assert sum(p.numel() for p in model.parameters()) == PARAMS[name]
+
+
+def test_unknown_model_lists_valid_ones() -> None:
+    with pytest.raises(AlexNetError, match="valid models: paper, original"):
+        create_model("alexnet-xl")
+
+
+def test_paper_layer_sizes() -> None:
+    """§3.5: 55·55·96, 27·27·256, 13·13·384, 13·13·384, 13·13·256, 4096, 4096, 1000."""
+    rows = {r.name: r.output_shape for r in layer_table(create_model("paper"))}
+    assert rows["features.conv1"] == [96, 55, 55]
+    assert rows["features.conv2"] == [256, 27, 27]
+    assert rows["features.conv3"] == [384, 13, 13]
+    assert rows["features.conv4"] == [384, 13, 13]
+    assert rows["features.conv5"] == [256, 13, 13]
+    assert rows["features.pool5"] == [256, 6, 6]
+    assert rows["classifier.fc6"] == [4096]
+    assert rows["classifier.fc7"] == [4096]
+    assert rows["classifier.fc8"] == [1000]
+
+
+def _grad_of_input_channels(layer: nn.Conv2d, x: torch.Tensor, out_channels: slice) -> torch.Tensor:
+    """Per input channel, the gradient magnitude reaching it from the given output channels."""
+    x = x.clone().requires_grad_(True)
+    layer(x)[:, out_channels].sum().backward()
+    return x.grad.abs().sum(dim=(0, 2, 3))
+
+
+@pytest.mark.parametrize("layer_name,in_ch", [("conv2", 96), ("conv4", 384), ("conv5", 384)])
+def test_towers_are_isolated_at_conv2_4_5(layer_name: str, in_ch: int) -> None:
+    model = create_model("paper")
+    layer = getattr(model.features, layer_name)
+    out_half = layer.out_channels // 2
+    x = torch.randn(1, in_ch, 13, 13)
+    g = _grad_of_input_channels(layer, x, slice(0, out_half))  # tower 1's outputs
+    assert g[: in_ch // 2].gt(0).all()  # see tower 1's maps
+    assert g[in_ch // 2:].eq(0).all()  # never tower 2's
+    g = _grad_of_input_channels(layer, x, slice(out_half, None))  # tower 2's outputs
+    assert g[: in_ch // 2].eq(0).all() and g[in_ch // 2:].gt(0).all()
+
+
+def test_conv3_and_fc6_see_both_towers() -> None:
+    model = create_model("paper")
+    g = _grad_of_input_channels(model.features.conv3, torch.randn(1, 256, 13, 13), slice(0, 1))
+    assert g.gt(0).all()  # one conv3 kernel sees all 256 maps of both towers
+    x = torch.randn(1, 256, 6, 6, requires_grad=True)
+    model.classifier.fc6(torch.flatten(x, 1))[:, 0].sum().backward()
+    per_channel = x.grad.abs().sum(dim=(0, 2, 3))
+    assert per_channel[:128].gt(0).all() and per_channel[128:].gt(0).all()
+
+
+def test_whole_network_tower_isolation() -> None:
+    """Through conv1..conv2 of the whole network, tower 2's maps do not reach tower 1's."""
+    model = create_model("paper", image_size=64).eval()
+    feats = model.features
+    x = torch.randn(1, 3, 64, 64)
+    h1 = feats.pool1(feats.lrn1(feats.relu1(feats.conv1(x)))).detach().requires_grad_(True)
+    out = feats.conv2(h1)
+    out[:, :128].sum().backward()
+    assert h1.grad[:, 48:].abs().sum() == 0 and h1.grad[:, :48].abs().sum() > 0
+
+
+def test_paper_init() -> None:
+    """§5: weights N(0, 0.01²); biases 1 in conv2, conv4, conv5, fc6, fc7, 0 elsewhere."""
+    torch.manual_seed(0)
+    model = create_model("paper")
+    layers = model._layers()
+    for name, layer in layers.items():
+        w = layer.weight.detach()
+        assert abs(w.mean().item()) < 1e-3, name
+        assert w.std().item() == pytest.approx(0.01, rel=0.05), name
+        bias = 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0
+        assert torch.equal(layer.bias.detach(), torch.full_like(layer.bias, bias)), name
+
+
+def test_original_init_and_multipliers() -> None:
+    """Released code: std 0.03 on conv3-5; biases lr x2 and no weight decay."""
+    torch.manual_seed(0)
+    model = create_model("original")
+    for name, layer in model._layers().items():
+        std = 0.03 if name in ("conv3", "conv4", "conv5") else 0.01
+        assert layer.weight.std().item() == pytest.approx(std, rel=0.05), name
+    groups = model.optim_groups()
+    assert {g["name"] for g in groups} == {n for n, _ in model.named_parameters()}
+    for g in groups:
+        bias = g["name"].endswith(".bias")
+        assert (g["lr_mult"], g["wd_mult"]) == ((2.0, 0.0) if bias else (1.0, 1.0))
+    assert all(g["lr_mult"] == 1.0 for g in create_model("paper").optim_groups())
+
+
+def test_original_layer_order() -> None:
+    """layers-145.cfg: conv1 -> norm -> pool -> ReLU; conv2 -> ReLU -> norm -> same-map norm."""
+    names = [n for n, _ in create_model("original").features.named_children()]
+    assert names[:9] == ["conv1", "lrn1", "pool1", "relu1", "conv2", "relu2", "lrn2", "rnorm2",
+                         "pool2"]
+    assert isinstance(create_model("original").features.rnorm2, SameMapResponseNorm)
+
+
+def test_ablation_options() -> None:
+    model = create_model("paper", lrn=False, activation="tanh", dropout=0.3, pool="non-overlap",
+                         num_classes=10, in_channels=1)
+    assert not any(isinstance(m, LocalResponseNorm) for m in model.modules())
+    assert any(isinstance(m, nn.Tanh) for m in model.modules())
+    assert not any(isinstance(m, nn.ReLU) for m in model.modules())
+    assert model.classifier.drop6.p == 0.3
+    rows = {r.name: r.output_shape for r in layer_table(model)}
+    assert rows["features.pool1"] == [96, 27, 27]  # (55-2)//2+1
+    assert rows["features.pool5"] == [256, 6, 6]  # 27 -> 13 -> 6 with 2/2 too
+    assert model(torch.randn(2, 1, 224, 224)).shape == (2, 10)
+    with pytest.raises(AlexNetError):
+        create_model("paper", pool="avg")
+    with pytest.raises(AlexNetError):
+        create_model("paper", image_size=40)
+
+
+@pytest.mark.parametrize("name", list(PARAMS))
+def test_rebuild_from_config(name: str) -> None:
+    model = create_model(name, num_classes=7, in_channels=1, image_size=96)
+    again = create_model(**model.config)
+    assert again.config == model.config
+    assert {k: v.shape for k, v in again.state_dict().items()} == \
+        {k: v.shape for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", list(PARAMS))
+def test_forward_backward_every_variant(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10)
+    x = torch.randn(2, 3, 224, 224)
+    logits = model(x)
+    assert logits.shape == (2, 10)
+    nn.functional.cross_entropy(logits, torch.tensor([1, 2])).backward()
+    assert torch.isfinite(logits).all()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    model.eval()
+    with torch.no_grad():
+        assert model.embed(x).shape == (2, 4096)
+    assert model.conv1.weight.shape[2:] == (11, 11)
+
+
+def test_embed_is_fc7_after_relu() -> None:
+    model = create_model("paper", num_classes=10, image_size=64).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        e = model.embed(x)
+        assert torch.allclose(model.classifier.fc8(e), model(x), atol=1e-5)
+    assert (e >= 0).all()
+
+
+def test_owt_matches_torchvision() -> None:
+    import torchvision
+
+    ours = create_model("owt").eval()
+    ref = torchvision.models.alexnet(weights=None).eval()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == \
+        {k: v.shape for k, v in ref.state_dict().items()}
+    ours.load_state_dict(ref.state_dict())  # strict: pretrained weights load unchanged
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), ref(x), atol=1e-6)
