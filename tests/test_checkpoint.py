@@ -1,0 +1,70 @@
+"""Checkpoints: atomic writes, weights_only loads, clear errors for the wrong or a broken file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+
+from alexnet.errors import CheckpointError
+from alexnet.models import create_model
+from alexnet.train.checkpoint import FORMAT, load_checkpoint, load_model, save_checkpoint
+
+
+def model_state(name: str = "paper", num_classes: int = 10) -> dict:
+    model = create_model(name, num_classes=num_classes, image_size=64)
+    return {"model": {"config": model.config, "state_dict": model.state_dict()}, "epoch": 3}
+
+
+def test_round_trip_loads_with_weights_only(tmp_path: Path) -> None:
+    state = model_state()
+    path = save_checkpoint(state, tmp_path / "run" / "last.pt")
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == FORMAT and raw["epoch"] == 3
+    model, loaded = load_model(tmp_path / "run")  # a run folder resolves to last.pt
+    assert not model.training
+    for k, v in state["model"]["state_dict"].items():
+        assert torch.equal(model.state_dict()[k], v)
+    assert loaded["epoch"] == 3
+
+
+def test_failed_save_keeps_the_old_file(tmp_path: Path) -> None:
+    path = save_checkpoint({"epoch": 1}, tmp_path / "last.pt")
+    before = path.read_bytes()
+    with mock.patch("torch.save", side_effect=OSError("disk full")), \
+            pytest.raises(OSError):
+        save_checkpoint({"epoch": 2}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary left behind
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    path = save_checkpoint(model_state(), tmp_path / "last.pt")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(path)
+
+
+def test_wrong_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="without last.pt"):
+        load_checkpoint(tmp_path)
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an alexnet checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_model_and_class_mismatch_name_both(tmp_path: Path) -> None:
+    path = save_checkpoint(model_state("paper", 10), tmp_path / "best.pt")
+    with pytest.raises(CheckpointError, match="expected a 'owt' model.*holds 'paper'"):
+        load_model(path, expect_model="owt")
+    with pytest.raises(CheckpointError, match="expected 1000 classes.*has 10"):
+        load_model(path, expect_num_classes=1000)
+    state = model_state("paper", 10)
+    state["model"]["state_dict"]["classifier.fc8.weight"] = torch.zeros(5, 4096)
+    with pytest.raises(CheckpointError, match="weights do not fit"):
+        load_model(state)
