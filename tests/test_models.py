@@ -107,6 +107,22 @@ def test_paper_init() -> None:
         assert torch.equal(layer.bias.detach(), torch.full_like(layer.bias, bias)), name
 
 
+def test_xavier_init() -> None:
+    """init=xavier: U(±sqrt(6 / (fan_in + fan_out))) weights, zero biases, in every layer."""
+    torch.manual_seed(0)
+    model = create_model("paper", num_classes=10, in_channels=1, image_size=64, init="xavier")
+    for name, layer in model._layers().items():
+        w = layer.weight.detach()
+        receptive = w[0, 0].numel() if w.dim() == 4 else 1
+        fan_in, fan_out = w.shape[1] * receptive, w.shape[0] * receptive
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert w.abs().max().item() <= bound + 1e-7, name
+        assert w.std().item() == pytest.approx(bound / 3**0.5, rel=0.1), name
+        assert torch.count_nonzero(layer.bias).item() == 0, name
+    with pytest.raises(AlexNetError, match="xavier"):
+        create_model("paper", init="he")
+
+
 def test_original_init_and_multipliers() -> None:
     """Released code: std 0.03 on conv3-5; biases lr x2 and no weight decay."""
     torch.manual_seed(0)

@@ -1,7 +1,49 @@
-"""Commands of this group (placeholder until its part lands)."""
+"""`alexnet train` and `alexnet recipes`: parse and dispatch to alexnet.train."""
+
+from __future__ import annotations
 
 import argparse
 
+OVERRIDE_HELP = ("KEY=VALUE overrides of the recipe, dotted keys, YAML values "
+                 "(e.g. optim.lr=0.02 epochs=3 model.lrn=false quick=false)")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this group's commands to the `alexnet` parser."""
+    """Add `train` and `recipes` to the `alexnet` parser."""
+    p = subparsers.add_parser(
+        "train", help="train a model from a recipe",
+        description="Train from a recipe (default: fashion-mnist). Without CUDA the default "
+                    "is a QUICK mode (quick=auto); --full or quick=false runs the full recipe.")
+    p.add_argument("--recipe", help="recipe name (see `alexnet recipes`) or a .yaml file")
+    p.add_argument("--data", help="data source: fashion-mnist, cifar10 or a path")
+    p.add_argument("--out", help="run folder (default runs/<recipe>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    p.add_argument("--full", action="store_true", help="the full run, not the CPU quick mode")
+    p.add_argument("--gpus", type=int, help="re-launch over N GPUs of this node via torchrun")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
+    p.set_defaults(func=_train)
+    r = subparsers.add_parser("recipes", help="list the shipped training recipes")
+    r.set_defaults(func=_recipes)
+
+
+def _train(args: argparse.Namespace) -> int:
+    if args.gpus:
+        from alexnet.train.distributed import launch
+        from alexnet.train.runner import default_run_dir
+
+        argv = [f"--{k}={v}" for k in ("recipe", "data", "resume") if (v := getattr(args, k))]
+        if not args.resume:
+            argv.append(f"--out={args.out or default_run_dir(args.recipe or 'fashion-mnist')}")
+        return launch(args.gpus, argv + (["--full"] if args.full else []) + args.overrides)
+    from alexnet.train.runner import run_training
+
+    summary = run_training(recipe=args.recipe, data=args.data, out=args.out,
+                           resume=args.resume, full=args.full, overrides=args.overrides)
+    return 130 if summary["interrupted"] else 0
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    from alexnet.train.runner import recipe_table
+
+    print(recipe_table())
+    return 0

@@ -1,0 +1,71 @@
+"""The loop on tiny generated data: checkpoints and metrics, exact resume, SIGTERM, NaN."""
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from alexnet.train.checkpoint import load_checkpoint, load_model
+from alexnet.train.config import resolve_config
+from alexnet.train.loop import TrainingDiverged, train
+from test_train_fakes import make_data
+
+
+def _cfg(**extra) -> dict:
+    recipe = {"recipe": "test", "model": {"name": "paper", "image_size": 64}, "epochs": 2,
+              "batch_size": 8, "log_every": 2, "quick": False, "deterministic": True,
+              "optim": {"lr": 0.001}, "device": "cpu"}
+    return resolve_config(recipe, extra)
+
+
+def _weights(path) -> dict:
+    return torch.load(path, weights_only=True)["model"]["state_dict"]
+
+
+def test_two_epochs_write_config_metrics_and_checkpoints(tmp_path):
+    summary = train(_cfg(), tmp_path, build_data=make_data(n=32, size=64))
+    assert summary["epochs_done"] == 2 and not summary["interrupted"]
+    assert {"config.yaml", "metrics.jsonl", "last.pt", "best.pt"} <= {
+        p.name for p in tmp_path.iterdir()}
+    lines = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["split"]) for r in lines] == [(0, "train"), (0, "val"),
+                                                         (1, "train"), (1, "val")]
+    assert all(0.0 <= r["top1_err"] <= r["top5_err"] + 1 for r in lines if r["split"] == "val")
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert (state["epoch"], state["batch"]) == (2, 0)
+    assert state["classes"] == ["class0", "class1", "class2"]
+    assert state["config"]["distributed"]["global_batch"] == 8
+    model, _ = load_model(tmp_path / "best.pt", expect_num_classes=3)
+    assert model(torch.zeros(2, 1, 64, 64)).shape == (2, 3)
+
+
+def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    train(_cfg(), full, build_data=make_data(n=32, size=64))
+
+    def sigterm(epoch: int, batch: int) -> None:
+        if (epoch, batch) == (0, 1):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    summary = train(_cfg(), cut, build_data=make_data(n=32, size=64, on_batch=sigterm))
+    assert summary["interrupted"]
+    state = load_checkpoint(cut)  # SIGTERM mid-epoch left a loadable checkpoint
+    assert (state["epoch"], state["batch"]) == (0, 2)
+    assert not (cut / "metrics.jsonl").exists()
+    train(None, cut, resume=True, build_data=make_data(n=32, size=64))
+    a, b = _weights(full / "last.pt"), _weights(cut / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    opt_a = torch.load(full / "last.pt", weights_only=True)["optimizer"]["state"]
+    opt_b = torch.load(cut / "last.pt", weights_only=True)["optimizer"]["state"]
+    assert all(torch.equal(opt_a[i]["momentum_buffer"], opt_b[i]["momentum_buffer"])
+               for i in opt_a)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    with pytest.raises(TrainingDiverged, match="nan"):
+        train(_cfg(), tmp_path, build_data=make_data(n=32, size=64, nan_at=(1, 1)))
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert (state["epoch"], state["batch"]) == (1, 0)
+    assert all(t.isfinite().all() for t in state["model"]["state_dict"].values())
