@@ -9,7 +9,7 @@ from torch import nn
 import alexnet
 from alexnet.errors import AlexNetError
 from alexnet.models import create_model, list_models
-from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm
+from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm, lrn_reference
 from alexnet.models.profile import layer_table
 
 # 1000 classes, 3 input channels.
@@ -88,9 +88,9 @@ def test_whole_network_tower_isolation() -> None:
     model = create_model("paper", image_size=64).eval()
     feats = model.features
     x = torch.randn(1, 3, 64, 64)
-    h1 = feats.pool1(feats.lrn1(feats.relu1(feats.conv1(x)))).detach().requires_grad_(True)
-    out = feats.conv2(h1)
-    out[:, :128].sum().backward()
+    h1 = feats.relu1(feats.conv1(x)).detach().requires_grad_(True)  # (1, 96, 15, 15)
+    out = feats.pool2(feats.lrn2(feats.relu2(feats.conv2(feats.pool1(feats.lrn1(h1))))))
+    out[:, :128].sum().backward()  # tower 1's maps after conv2, its LRN and pooling
     assert h1.grad[:, 48:].abs().sum() == 0 and h1.grad[:, :48].abs().sum() > 0
 
 
@@ -105,6 +105,21 @@ def test_paper_init() -> None:
         assert w.std().item() == pytest.approx(0.01, rel=0.05), name
         bias = 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0
         assert torch.equal(layer.bias.detach(), torch.full_like(layer.bias, bias)), name
+
+
+def test_lrn_stays_inside_each_tower() -> None:
+    """Two towers: conv1's maps 0-47 are normalised among themselves (rnorm1a/rnorm1b), so no
+    map of tower 2 changes a normalised map of tower 1; lrn_per_tower=false mixes them."""
+    x = torch.randn(2, 96, 5, 5, requires_grad=True)
+    for per_tower, leaks in ((True, False), (False, True)):
+        model = create_model("paper", image_size=64, lrn_per_tower=per_tower)
+        lrn = model.features.lrn1
+        x.grad = None
+        lrn(x)[:, :48].sum().backward()
+        assert (x.grad[:, 48:].abs().sum() > 0) == leaks
+        if per_tower:
+            halves = [lrn_reference(h) for h in x.detach().split(48, dim=1)]
+            torch.testing.assert_close(lrn(x.detach()), torch.cat(halves, 1))
 
 
 def test_xavier_init() -> None:

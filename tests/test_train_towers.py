@@ -9,9 +9,11 @@ from alexnet.train.optim import build_optimizer
 from alexnet.train.towers import TwoTowerParallel
 
 
-@pytest.mark.parametrize("name", ["paper", "original"])
-def test_two_towers_on_two_cpu_devices_equal_the_one_device_model(name):
-    model = create_model(name, num_classes=5, image_size=64, dropout=0.0).double()
+@pytest.mark.parametrize("name,per_tower", [("paper", True), ("original", True),
+                                            ("paper", False)])
+def test_two_towers_on_two_cpu_devices_equal_the_one_device_model(name, per_tower):
+    model = create_model(name, num_classes=5, image_size=64, dropout=0.0,
+                         lrn_per_tower=per_tower).double()
     towers = TwoTowerParallel(model, ["cpu", "cpu"])
     x = torch.randn(3, 3, 64, 64, dtype=torch.float64)
     y = torch.tensor([0, 3, 4])

@@ -42,16 +42,25 @@ class LocalResponseNorm(nn.Module):
 
     `alpha_over_n=True` (default): coefficient α/n, as the released code and torch do.
     `alpha_over_n=False`: coefficient α, as the paper's formula reads.
+    `groups=2`: the window stays inside each half of the channels, as in the two-tower net
+    where each GPU normalised its own 48 (conv1) or 128 (conv2) maps (layers-145.cfg: rnorm1a/b).
     On CUDA the fused kernel of `alexnet.kernels.lrn` is used when it is available.
     """
 
     def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
-                 alpha_over_n: bool = True) -> None:
+                 alpha_over_n: bool = True, groups: int = 1) -> None:
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
-        self.alpha_over_n = alpha_over_n
+        self.alpha_over_n, self.groups = alpha_over_n, groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.groups > 1:  # (B, C, H, W) -> (B·g, C/g, H, W): a view for contiguous NCHW
+            b, c, h, w = x.shape
+            return self._norm(x.reshape(b * self.groups, c // self.groups, h, w)).reshape(
+                b, c, h, w)
+        return self._norm(x)
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
         args = (self.size, self.alpha, self.beta, self.k, self.alpha_over_n)
         if x.is_cuda:
             fused = _fused_lrn()
@@ -61,7 +70,9 @@ class LocalResponseNorm(nn.Module):
 
     def extra_repr(self) -> str:
         conv = "alpha/n" if self.alpha_over_n else "alpha"
-        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, ({conv})"
+        groups = f", groups={self.groups}" if self.groups > 1 else ""
+        return (f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "
+                f"({conv}){groups}")
 
 
 def _fused_lrn():

@@ -60,7 +60,7 @@ class PaperAlexNet(AlexNetBase):
     def __init__(self, variant: str = "paper", num_classes: int = 1000, in_channels: int = 3,
                  *, lrn: bool = True, pool: str = "overlap", activation: str = "relu",
                  dropout: float = 0.5, image_size: int = 224, init: str | None = None,
-                 lrn_alpha_over_n: bool = True) -> None:
+                 lrn_alpha_over_n: bool = True, lrn_per_tower: bool = True) -> None:
         super().__init__()
         if pool not in ("overlap", "non-overlap"):
             raise ConfigError(f"pool must be 'overlap' or 'non-overlap', got {pool!r}")
@@ -72,7 +72,7 @@ class PaperAlexNet(AlexNetBase):
         self.config = {"name": variant, "num_classes": num_classes, "in_channels": in_channels,
                        "lrn": lrn, "pool": pool, "activation": activation, "dropout": dropout,
                        "image_size": image_size, "init": init,
-                       "lrn_alpha_over_n": lrn_alpha_over_n}
+                       "lrn_alpha_over_n": lrn_alpha_over_n, "lrn_per_tower": lrn_per_tower}
         layout = LAYOUTS[variant]
         self.towers = layout.groups
         c1, c2, c3, c4, c5 = layout.widths
@@ -84,8 +84,11 @@ class PaperAlexNet(AlexNetBase):
             return nn.ReLU(inplace=True) if activation == "relu" else nn.Tanh()
 
         def norm() -> nn.Module:
-            return LocalResponseNorm(**LRN_ARGS, alpha_over_n=lrn_alpha_over_n) if lrn \
-                else nn.Identity()
+            # Two towers: each GPU normalised only its own maps (layers-145.cfg: rnorm1a/rnorm1b),
+            # so the 5-map window never spans the towers. lrn_per_tower=false: one window over all.
+            groups = g if lrn_per_tower else 1
+            return LocalResponseNorm(**LRN_ARGS, alpha_over_n=lrn_alpha_over_n, groups=groups) \
+                if lrn else nn.Identity()
 
         s1, pad1 = conv1_geometry(image_size)
         s2 = pooled(s1, pk, ps)  # 27 at 224

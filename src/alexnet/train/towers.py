@@ -9,9 +9,10 @@ rows [t·C/2, (t+1)·C/2) of every conv and fc layer on `devices[t]` (an odd cla
 more fc8 row in tower 0). Its function and its
 `state_dict` equal those of the one-device model, so checkpoints are interchangeable.
 
-One extra exchange: the one-device model's LRN window (5 maps) spans the boundary between the
-towers, so each tower borrows the 2 neighbouring maps of the other after conv1 and conv2 to stay
-equal to it; the paper's towers normalised within their own 48/128 maps.
+LRN: with the default `lrn_per_tower=true` each tower normalises its own 48/128 maps, as the
+paper's GPUs did, and nothing is exchanged. With `lrn_per_tower=false` the one-device model's
+5-map window spans the boundary, so each tower borrows the 2 neighbouring maps of the other after
+conv1 and conv2 to stay equal to it.
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ class TwoTowerParallel(nn.Module):
                     xs = [F.conv2d(xs[t], w[t], b[t], stride=layer.stride,
                                    padding=layer.padding) for t in range(2)]
                 split = True
+            elif isinstance(layer, LocalResponseNorm) and split and layer.groups == 2:
+                per_tower = LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k,
+                                              layer.alpha_over_n)  # each tower: its own maps
+                xs = [per_tower(xt) for xt in xs]
             elif isinstance(layer, LocalResponseNorm) and split:
                 xs = self._lrn_with_halo(layer, xs)
             else:  # ReLU, pooling, padding, dropout, same-map norm, flatten: per tower
