@@ -54,18 +54,15 @@ class LocalResponseNorm(nn.Module):
         self.alpha_over_n, self.groups = alpha_over_n, groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.groups > 1:  # (B, C, H, W) -> (B·g, C/g, H, W): a view for contiguous NCHW
-            b, c, h, w = x.shape
-            return self._norm(x.reshape(b * self.groups, c // self.groups, h, w)).reshape(
-                b, c, h, w)
-        return self._norm(x)
-
-    def _norm(self, x: torch.Tensor) -> torch.Tensor:
         args = (self.size, self.alpha, self.beta, self.k, self.alpha_over_n)
         if x.is_cuda:
             fused = _fused_lrn()
-            if fused is not None and fused.available(x):
-                return fused.lrn(x, *args)
+            if fused is not None and fused.available(x):  # NCHW or channels_last, no copy
+                return fused.lrn(x, *args, groups=self.groups)
+        if self.groups > 1:  # (B, C, H, W) -> (B·g, C/g, H, W): a view for contiguous NCHW
+            b, c, h, w = x.shape
+            return lrn_reference(x.reshape(b * self.groups, c // self.groups, h, w),
+                                 *args).reshape(b, c, h, w)
         return lrn_reference(x, *args)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,113 @@
+"""`DataConfig`: the recipe's `data:` mapping, checked and resolved."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from alexnet.errors import ConfigError
+
+SMALL_DATASETS = ("fashion-mnist", "cifar10")  # kept in memory as one uint8 tensor
+VARIANTS = ("paper", "original")
+MEAN_MODES = ("auto", "pixel", "channel", "none")
+DECODE_MODES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are turned into training batches.
+
+    `None` fields are resolved per source by `resolved()` (see the comments).
+    """
+
+    source: str | None = "fashion-mnist"  # fashion-mnist | cifar10 | a folder path
+    root: str = "data-cache"  # download/cache folder for torchvision datasets and stats
+    resize: int | None = None  # side images are brought to; trees: round(crop*256/224) (§2: 256)
+    crop: int | None = None  # random crop (train) / centre crop (eval); None = no crop
+    flip: bool | None = None  # §4.1 horizontal reflections; None = on when there is a crop
+    lighting: float = 0.0  # §4.1 PCA colour noise std (0.1 in the paper); 0 = off
+    channels: int | None = None  # 1 or 3; None = 1 for fashion-mnist, else 3
+    variant: str = "paper"  # "original": convdata.py's chunked crops, noise pool, /1.1
+    mean: str = "auto"  # pixel (§2 mean image) | channel (mean/std per channel) | none
+    workers: int | None = None  # DataLoader workers for image files; None = min(8, cores)
+    val_fraction: float = 0.1  # held out per class of a tree without a val/ split
+    stats_images: int = 10000  # images sampled for mean/PCA of an unprepared tree
+    decode: str = "auto"  # packed data on CUDA: auto/cuda = nvjpeg batch decode; cpu = workers
+    chunk: int = 32  # variant original: images sharing one crop and flip (convdata.py)
+    noise_pool: int = 1024  # variant original: pool of colour-noise vectors (convdata.py)
+    original_scale: float = 1.1  # variant original: mean-subtracted pixels / 1.1 (convdata.py)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> DataConfig:
+        """Build from a recipe's `data:` mapping; unknown keys raise `ConfigError`."""
+        d = dict(d or {})
+        valid = [f.name for f in dataclasses.fields(cls) if f.name != "extra"]
+        unknown = sorted(set(d) - set(valid))
+        if unknown:
+            raise ConfigError(f"unknown data option(s) {unknown}; valid: {', '.join(valid)}")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if not self.source:
+            raise ConfigError("data.source is not set: use fashion-mnist, cifar10 or a folder "
+                              "path (an image tree or a folder made by `alexnet prepare`)")
+        self.source = str(self.source)
+        checks = [
+            (self.variant in VARIANTS, f"data.variant must be one of {VARIANTS}"),
+            (self.mean in MEAN_MODES, f"data.mean must be one of {MEAN_MODES}"),
+            (self.decode in DECODE_MODES, f"data.decode must be one of {DECODE_MODES}"),
+            (self.channels in (None, 1, 3), "data.channels must be 1 or 3"),
+            (self.resize is None or int(self.resize) > 0, "data.resize must be positive"),
+            (self.crop is None or int(self.crop) > 0, "data.crop must be positive"),
+            (float(self.lighting) >= 0, "data.lighting must be >= 0"),
+            (0 <= float(self.val_fraction) < 1, "data.val_fraction must be in [0, 1)"),
+            (int(self.chunk) >= 1 and int(self.noise_pool) >= 1,
+             "data.chunk and data.noise_pool must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"{message} (got {self.asdict()})")
+        if self.crop is not None and self.resize is not None and self.crop > self.resize:
+            raise ConfigError(f"data.crop ({self.crop}) is larger than data.resize "
+                              f"({self.resize}); use crop <= resize")
+
+    @property
+    def small(self) -> bool:
+        return self.source in SMALL_DATASETS
+
+    def resolved(self) -> DataConfig:
+        """A copy with every `None` default filled in for this source."""
+        r = dataclasses.replace(self)
+        if r.channels is None:
+            r.channels = 1 if r.source == "fashion-mnist" else 3
+        if r.resize is None:
+            if r.small:
+                r.resize = 224  # d2l: 28 -> 224 (and 32 -> 224 for CIFAR-10)
+            else:
+                r.resize = round(r.crop * 256 / 224) if r.crop else 256  # §2: 256 for 224
+        if r.crop is None and not r.small and self.resize is None:
+            r.crop = 224  # §4.1: 224 patches of the 256 images
+        if r.flip is None:
+            r.flip = r.crop is not None and r.crop < r.resize
+        if r.mean == "auto":
+            r.mean = "channel" if r.small else "pixel"  # §2: the per-pixel mean image
+        if r.workers is None:
+            import os
+
+            r.workers = min(8, os.cpu_count() or 1)
+        r.validate()
+        return r
+
+    @property
+    def out_size(self) -> int:
+        """Side of the images the network sees (crop, or resize without a crop)."""
+        return int(self.crop or self.resize or 0)
+
+    def asdict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d

@@ -1,0 +1,120 @@
+"""The batch transform shared by every path (in-memory, CPU workers, GPU decode, predict):
+uint8 (B, C, H, W) -> float (B, C, s, s) on the batch's device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from alexnet.data.augment import (
+    batch_crop,
+    batch_flip,
+    batch_generator,
+    center_crop,
+    crop_offsets,
+    fit_square,
+    flip_flags,
+    lighting_alphas,
+    normalize,
+    pca_lighting,
+    ten_views,
+    to_channels,
+)
+
+
+@dataclass
+class Pipeline:
+    """resize -> channels -> PCA lighting -> normalise -> crop + flip (train) or views (eval).
+
+    The mean is subtracted before cropping, as §2's mean image is of the whole resize×resize
+    image; lighting adds one RGB shift per image, so its place in the order does not matter.
+    """
+
+    resize: int
+    crop: int | None
+    channels: int
+    mean: torch.Tensor  # (C, R, R) mean image or (C, 1, 1)
+    std: torch.Tensor  # (C, 1, 1)
+    flip: bool = False
+    lighting_std: float = 0.0
+    eigval: torch.Tensor | None = None  # (3,)
+    eigvec: torch.Tensor | None = None  # (3, 3)
+    chunk: int = 1  # convdata.py: crop and flip shared per chunk of 32 (variant original)
+    noise_pool: torch.Tensor | None = None  # (P, 3) convdata.py's pool of α vectors
+
+    @property
+    def size(self) -> int:
+        return self.crop or self.resize
+
+    def to(self, device: torch.device | str) -> Pipeline:
+        move = {k: getattr(self, k).to(device) for k in ("mean", "std", "eigval", "eigvec",
+                                                         "noise_pool")
+                if getattr(self, k) is not None}
+        return Pipeline(**{**self.__dict__, **move})
+
+    def normalized(self, x: torch.Tensor, alphas: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8/float (B, C, H, W) -> float (B, channels, R, R): fitted to resize×resize,
+        PCA-lit with `alphas` (B, 3) if given, normalised.
+
+        With a per-channel mean, small images are normalised before they are enlarged: the
+        same numbers (resizing is linear with weights summing to 1), fewer passes over memory.
+        """
+        x = x.float()
+        if x.shape[1] > self.channels:
+            x = to_channels(x, self.channels)
+        early = (x.shape[1] == self.channels and self.mean.shape[-1] == 1
+                 and x.shape[-2] * x.shape[-1] <= self.resize ** 2)
+        if not early:
+            x = to_channels(fit_square(x, self.resize), self.channels)
+        if alphas is not None and self.eigval is not None and self.channels == 3:
+            x = pca_lighting(x, alphas, self.eigval, self.eigvec)
+        x = normalize(x, self.mean, self.std)
+        return fit_square(x, self.resize) if early else x
+
+    def train(self, x: torch.Tensor, gen: torch.Generator, lighting: bool = True) -> torch.Tensor:
+        """Augmented, normalised (B, C, crop, crop) with randomness drawn from `gen` (CPU)."""
+        n = x.shape[0]
+        crop = self.size
+        tops, lefts = crop_offsets(gen, n, self.resize, crop, self.chunk)
+        flips = flip_flags(gen, n, self.chunk)
+        alphas = lighting_alphas(gen, n, self.lighting_std, self.noise_pool)
+        use_lighting = lighting and self.lighting_std > 0
+        x = self.normalized(x, alphas if use_lighting else None)
+        if crop < self.resize:
+            x = batch_crop(x, tops, lefts, crop)
+        if self.flip:
+            x = batch_flip(x, flips)
+        return x.contiguous()
+
+    def eval(self, x: torch.Tensor, views: str = "center") -> torch.Tensor:
+        """(B, C, s, s) centre views or (B, 10, C, s, s) ten views (§4.1)."""
+        return self.views(self.normalized(x), views)
+
+    def views(self, x: torch.Tensor, views: str) -> torch.Tensor:
+        if views == "center":
+            return center_crop(x, self.size).contiguous()
+        if views == "ten":
+            return ten_views(x, self.size).contiguous()
+        raise ValueError(f"views must be 'center' or 'ten', got {views!r}")
+
+    def normalization(self) -> dict[str, torch.Tensor]:
+        return {"mean": self.mean.detach().cpu().clone(), "std": self.std.detach().cpu().clone()}
+
+    def preprocess(self) -> dict[str, Any]:
+        return {"resize": int(self.resize), "crop": None if self.crop is None else int(self.crop),
+                "channels": int(self.channels), "size": int(self.size)}
+
+    @classmethod
+    def from_saved(cls, normalization: dict[str, torch.Tensor],
+                   preprocess: dict[str, Any]) -> Pipeline:
+        """The eval-time pipeline of a checkpoint's `data` entry."""
+        return cls(resize=int(preprocess["resize"]), crop=preprocess.get("crop"),
+                   channels=int(preprocess["channels"]), mean=normalization["mean"].float(),
+                   std=normalization["std"].float())
+
+
+def noise_pool(seed: int, size: int, std: float) -> torch.Tensor:
+    """convdata.py's fixed pool of colour-noise vectors α (size, 3) ~ N(0, std²)."""
+    return torch.randn(size, 3, generator=batch_generator(seed, 0x5EED)) * std

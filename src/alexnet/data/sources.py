@@ -1,0 +1,297 @@
+"""Where images come from: image reading, Fashion-MNIST / CIFAR-10 in memory, image trees
+(class-per-folder, ILSVRC-2012) as file lists, and class names."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from alexnet.errors import DataError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm", ".jfif"}
+WNID = re.compile(r"^n\d{8}$")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
+VAL_LABEL_FILES = ("LOC_val_solution.csv", "val.txt", "val_labels.txt", "val_ground_truth.txt")
+
+
+@dataclass
+class MemorySplit:
+    """A small dataset held as one tensor: images uint8 (N, C, H, W), labels int64 (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class FileSplit:
+    """Image files and their labels, read with `load_image`."""
+
+    paths: list[str]
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Source:
+    """A dataset's two splits, its class names and what kind of source it is."""
+
+    kind: str  # memory | files | packed
+    train: Any
+    val: Any
+    classes: list[str]
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)  # packed: mean, eigval, eigvec
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """Read an image file as uint8 (3, H, W) RGB.
+
+    Grey and palette images become RGB, alpha is composited on white, CMYK is converted.
+    Raises `DataError` naming the file when it cannot be read.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode == "P":
+                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+            if img.mode in ("RGBA", "LA", "PA") or img.mode.endswith("a"):
+                rgba = img.convert("RGBA")
+                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(white, rgba)
+            if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grey: scale to 8 bits
+                a = np.asarray(img, dtype=np.float64)
+                top = 65535.0 if a.max(initial=0) > 255 else 255.0
+                img = Image.fromarray((a * 255.0 / top).clip(0, 255).astype(np.uint8), "L")
+            rgb = np.asarray(img.convert("RGB"))  # (H, W, 3)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        raise DataError(f"cannot read image {path}: {err}; remove or replace the file "
+                        "(`alexnet prepare` skips such files and lists them)") from err
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+
+
+# ---------------------------------------------------------------- Fashion-MNIST, CIFAR-10
+
+def _read_idx(path: Path, magic: int) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err}; delete it to download it again") from err
+    found = int.from_bytes(data[:4], "big")
+    if found != magic:
+        raise DataError(f"{path} is not an idx file (magic {found}, expected {magic})")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find_idx(folders: list[Path], stem: str) -> Path | None:
+    for folder in folders:
+        for name in (f"{stem}.gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def fashion_mnist(root: str | Path) -> Source:
+    """Fashion-MNIST as uint8 (N, 1, 28, 28): torchvision's layout under `root`, Debian's
+    /usr/share/datasets/fashion-mnist, else downloaded by torchvision."""
+    root = Path(root)
+    folders = [root / "FashionMNIST" / "raw", root / "fashion-mnist", root, DEBIAN_FASHION_MNIST]
+    stems = {"train": "train", "val": "t10k"}
+    if any(_find_idx(folders, f"{s}-images-idx3-ubyte") is None for s in stems.values()):
+        _download("FashionMNIST", root)
+    splits = {}
+    for split, s in stems.items():
+        images = _read_idx(_find_idx(folders, f"{s}-images-idx3-ubyte"), 2051)  # (N, 28, 28)
+        labels = _read_idx(_find_idx(folders, f"{s}-labels-idx1-ubyte"), 2049)  # (N,)
+        splits[split] = MemorySplit(torch.from_numpy(images.copy())[:, None],
+                                    torch.from_numpy(labels.astype(np.int64)))
+    return Source("memory", splits["train"], splits["val"], list(FASHION_MNIST_CLASSES),
+                  info={"name": "fashion-mnist"})
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with path.open("rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except (OSError, pickle.UnpicklingError, EOFError) as err:
+        raise DataError(f"cannot read CIFAR-10 file {path}: {err}; delete the folder "
+                        "to download it again") from err
+
+
+def cifar10(root: str | Path) -> Source:
+    """CIFAR-10 as uint8 (N, 3, 32, 32) from torchvision's layout (root/cifar-10-batches-py),
+    downloaded by torchvision when missing."""
+    folder = Path(root) / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    if not all((folder / n).is_file() for n in names):
+        _download("CIFAR10", Path(root))
+    splits = {}
+    for split, files in (("train", names[:5]), ("val", names[5:])):
+        parts = [_unpickle(folder / n) for n in files]
+        data = np.concatenate([p["data"] for p in parts]).reshape(-1, 3, 32, 32)
+        labels = np.concatenate([np.asarray(p["labels"]) for p in parts]).astype(np.int64)
+        splits[split] = MemorySplit(torch.from_numpy(data), torch.from_numpy(labels))
+    classes = list(CIFAR10_CLASSES)
+    if (folder / "batches.meta").is_file():
+        classes = list(_unpickle(folder / "batches.meta").get("label_names", classes))
+    return Source("memory", splits["train"], splits["val"], classes, info={"name": "cifar10"})
+
+
+def _download(name: str, root: Path) -> None:
+    import torchvision.datasets as tvd
+
+    print(f"{name} not found under {root}: downloading it with torchvision ...", flush=True)
+    try:
+        for train in (True, False):
+            getattr(tvd, name)(str(root), train=train, download=True)
+    except Exception as err:  # no network, disk full, bad checksum
+        raise DataError(f"{name} is not in {root} and could not be downloaded ({err}); "
+                        f"download it on a machine with internet into {root} "
+                        "(torchvision's layout) or set data.root") from err
+
+
+# ---------------------------------------------------------------- image trees
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+                  and p.is_file())
+
+
+def _class_dirs(folder: Path) -> list[str]:
+    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def class_names(folders: list[str]) -> list[str]:
+    """Human-readable names: ILSVRC's for a 1000-wnid tree (torchvision's list, sorted-wnid
+    order), else the folder names."""
+    if len(folders) == 1000 and all(WNID.match(f) for f in folders):
+        try:
+            from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+            return list(_IMAGENET_CATEGORIES)
+        except ImportError:
+            return list(folders)
+    return list(folders)
+
+
+def _class_items(folder: Path, classes: list[str]) -> tuple[list[str], list[int]]:
+    paths, labels = [], []
+    for index, name in enumerate(classes):
+        files = _images_in(folder / name) if (folder / name).is_dir() else []
+        paths += [str(p) for p in files]
+        labels += [index] * len(files)
+    return paths, labels
+
+
+def _flat_val(folder: Path, classes: list[str], search: list[Path]) -> tuple[list[str], list[int]]:
+    """A flat val folder labelled by a ground-truth file (`name label` lines with a wnid or a
+    sorted-wnid index, or Kaggle's LOC_val_solution.csv)."""
+    truth = next((d / n for d in search for n in VAL_LABEL_FILES if (d / n).is_file()), None)
+    if truth is None:
+        raise DataError(f"{folder} holds images without class folders and no ground-truth file "
+                        f"({', '.join(VAL_LABEL_FILES)}) was found next to it; add one with "
+                        "`<file name> <wnid or class index>` lines or sort val/ into class folders")
+    index = {c: i for i, c in enumerate(classes)}
+    by_stem: dict[str, int] = {}
+    for line in truth.read_text().splitlines():
+        parts = line.replace(",", " ").split()
+        if len(parts) < 2 or parts[0] == "ImageId":
+            continue
+        name, label = parts[0], parts[1]
+        if label in index:
+            by_stem[Path(name).stem] = index[label]
+        elif label.isdigit() and int(label) < len(classes):
+            by_stem[Path(name).stem] = int(label)
+        else:
+            raise DataError(f"{truth}: label {label!r} of {name} is neither a class folder "
+                            f"name nor a class index below {len(classes)}")
+    paths, labels = [], []
+    for p in _images_in(folder):
+        if p.stem in by_stem:
+            paths.append(str(p))
+            labels.append(by_stem[p.stem])
+    if not paths:
+        raise DataError(f"no image in {folder} is named in {truth}")
+    return paths, labels
+
+
+def _hold_out(paths: list[str], labels: list[int], fraction: float
+              ) -> tuple[tuple[list[str], list[int]], tuple[list[str], list[int]]]:
+    """The last `fraction` of each class's sorted files (at least one) become validation."""
+    train: tuple[list[str], list[int]] = ([], [])
+    val: tuple[list[str], list[int]] = ([], [])
+    for c in sorted(set(labels)):
+        files = [p for p, l in zip(paths, labels, strict=True) if l == c]
+        n_val = max(1, round(len(files) * fraction)) if fraction > 0 and len(files) > 1 else 0
+        for i, p in enumerate(files):
+            part = val if i >= len(files) - n_val else train
+            part[0].append(p)
+            part[1].append(c)
+    return train, val
+
+
+def image_tree(path: str | Path, val_fraction: float = 0.1) -> Source:
+    """A class-per-folder tree (`root/<class>/*`, or `root/train/<class>/*` with `root/val/`
+    in class folders or flat with a ground-truth file, as ILSVRC-2012)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"data source {path} is not a folder; use fashion-mnist, cifar10, an "
+                        "image folder (one sub-folder per class) or a folder made by "
+                        "`alexnet prepare`")
+    base = root / "train" if (root / "train").is_dir() else root
+    folders = _class_dirs(base)
+    if not folders:
+        raise DataError(f"{base} has no class sub-folders; expected <class>/<image> files")
+    paths, labels = _class_items(base, folders)
+    if not paths:
+        raise DataError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {base}")
+    val_dir = next((root / n for n in ("val", "validation") if (root / n).is_dir()), None)
+    if base is root or val_dir is None:
+        (paths, labels), (vpaths, vlabels) = _hold_out(paths, labels, val_fraction)
+        held = True
+    else:
+        if _class_dirs(val_dir):
+            vpaths, vlabels = _class_items(val_dir, folders)
+        else:
+            vpaths, vlabels = _flat_val(val_dir, folders, [val_dir, root])
+        held = False
+    return Source(
+        "files", FileSplit(paths, torch.tensor(labels, dtype=torch.int64)),
+        FileSplit(vpaths, torch.tensor(vlabels, dtype=torch.int64)), class_names(folders),
+        info={"name": str(root), "folders": folders, "val_held_out": held})
+
+
+def open_source(source: str, root: str | Path, val_fraction: float = 0.1) -> Source:
+    """fashion-mnist | cifar10 | a prepared folder | an image tree."""
+    if source == "fashion-mnist":
+        return fashion_mnist(root)
+    if source == "cifar10":
+        return cifar10(root)
+    from alexnet.data.packed import is_packed, open_packed
+
+    if is_packed(source):
+        return open_packed(source)
+    return image_tree(source, val_fraction)
