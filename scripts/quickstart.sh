@@ -11,4 +11,4 @@ RUN="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
 alexnet train --out "$RUN" "$@"
 echo
 alexnet report "$RUN"
-echo "open $RUN/report.html in a browser, or read $RUN/report.md"
+echo "open $RUN/report/report.html in a browser, or read $RUN/report/report.md"

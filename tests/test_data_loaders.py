@@ -49,6 +49,14 @@ def test_fashion_mnist_bundle_layout_and_checkpoint_entries(fm_root):
                                                                                             1)
 
 
+def test_eval_loader_limit_takes_the_first_images_of_the_split(fm_root):
+    b = _fm(fm_root)
+    xs, ys = zip(*b.eval_loader("ten", limit=21), strict=True)
+    assert torch.cat(ys).tolist() == [i % 10 for i in range(21)]
+    full = torch.cat([x for x, _ in b.eval_loader("ten")])
+    assert torch.equal(torch.cat(xs), full[:21]) and full.shape[1] == 10
+
+
 def test_batches_are_a_pure_function_of_seed_epoch_and_index(fm_root):
     a, b = _fm(fm_root), _fm(fm_root)
     full = list(a.train.iterate(2))

@@ -69,3 +69,21 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     state = load_checkpoint(tmp_path / "last.pt")
     assert (state["epoch"], state["batch"]) == (1, 0)
     assert all(t.isfinite().all() for t in state["model"]["state_dict"].values())
+
+
+def test_training_error_counts_top1_misses_of_the_training_batches():
+    from torch import nn
+
+    from alexnet.train.distributed import Dist
+    from alexnet.train.loop import StopRequest, _train_epoch
+
+    model = nn.Linear(4, 3)  # always predicts class 0: bias (1, 0, 0), zero weights, lr 0
+    nn.init.zeros_(model.weight)
+    with torch.no_grad():
+        model.bias.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    labels = [torch.tensor([0, 1, 2, 0]), torch.tensor([0, 0, 0, 2]), torch.tensor([1, 1, 0, 0])]
+    batches = [(torch.randn(4, 4), y) for y in labels]
+    r = _train_epoch(model, opt, batches, 0, 0, 3, {"log_every": 2, "epochs": 1}, Dist(),
+                     False, False, StopRequest())
+    assert r["top1_err"] == pytest.approx(5 / 12) and r["stopped_at"] is None

@@ -1,7 +1,209 @@
-"""Commands of this group (placeholder until its part lands)."""
+"""`alexnet eval | predict | features | neighbors | report | export`: parse and dispatch to
+alexnet.evaluation and alexnet.figures."""
+
+from __future__ import annotations
 
 import argparse
+import json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `alexnet` parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: auto)")
+
+    p = subparsers.add_parser(
+        "eval", parents=[common], help="top-1/top-5 error of checkpoints (ensembles: §6)",
+        description="Top-1 and top-5 error of one checkpoint, or of the softmax average of "
+                    "several (§6's ensembles), with centre or ten-view testing (§4.1).")
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help=".pt file or run folder")
+    p.add_argument("--data", help="data source (default: the checkpoint's own)")
+    p.add_argument("--views", choices=("center", "ten"), default="center")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--per-class", action="store_true", help="per-class top-1 accuracy")
+    p.add_argument("--confusion", action="store_true", help="the confusion matrix")
+    p.add_argument("--confusion-png", metavar="FILE", help="draw the confusion matrix to FILE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_eval)
+
+    p = subparsers.add_parser(
+        "predict", parents=[common], help="top-k classes of image files",
+        description="Top-k classes with probabilities for image files; a file that cannot be "
+                    "read gets an error line, the others are still answered.")
+    p.add_argument("checkpoint", metavar="CKPT",
+                   help="checkpoint or run folder; with --weights torchvision: the model name "
+                        "(owt)")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--views", choices=("center", "ten"), default="center")
+    p.add_argument("--weights", choices=("torchvision",),
+                   help="use torchvision's pretrained ImageNet weights (model owt)")
+    p.add_argument("--figure", metavar="FILE", help="also draw Fig. 4 (left) to FILE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_predict)
+
+    p = subparsers.add_parser(
+        "features", parents=[common], help="4096-d last-hidden-layer features of a dataset",
+        description="§6.1: the 4096-d last hidden layer for every image of a split, saved to "
+                    "a file for `alexnet neighbors`.")
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--data", help="data source (default: the checkpoint's own)")
+    p.add_argument("--split", choices=("train", "val"), default="train")
+    p.add_argument("--out", required=True, help="output file (.pt)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.set_defaults(func=_features)
+
+    p = subparsers.add_parser(
+        "neighbors", parents=[common], help="nearest stored images of query images (Fig. 4)",
+        description="For each query image, the images of a features file nearest in "
+                    "Euclidean distance of the 4096-d features (§6.1), drawn as Fig. 4 right.")
+    p.add_argument("features", metavar="FEATURES", help="file made by `alexnet features`")
+    p.add_argument("queries", nargs="+", metavar="IMAGE")
+    p.add_argument("-k", type=int, default=6, help="neighbours per query (Fig. 4: 6)")
+    p.add_argument("--checkpoint", help="default: the one the features were made with")
+    p.add_argument("--figure", metavar="FILE", help="draw the neighbours to FILE (.png)")
+    p.add_argument("--chunk-size", type=int, default=65536, help="stored vectors per chunk")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_neighbors)
+
+    p = subparsers.add_parser(
+        "report", parents=[common], help="HTML + Markdown reproduction report of a run",
+        description="report.html (self-contained) and report.md with the config, learning "
+                    "curves, errors next to the paper's, and the figures. Adds centre and "
+                    "ten-view testing when the data can be loaded.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", help="output folder (default RUN_DIR/report)")
+    p.add_argument("--data", help="data source (default: the run's own)")
+    p.add_argument("--no-eval", action="store_true", help="use only what is in the run folder")
+    p.add_argument("--limit", default="auto", type=_limit, metavar="N|all",
+                   help="evaluate only the first N images of the split (default: all, but "
+                        "2,000 for ten views of a run trained in QUICK mode)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.set_defaults(func=_report)
+
+    p = subparsers.add_parser(
+        "export", help="export a checkpoint's model (safetensors, ONNX, TorchScript)",
+        description="Write the model in another format and check the written file gives the "
+                    "PyTorch model's outputs (onnxruntime on CPU for ONNX).")
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--format", required=True, choices=("safetensors", "onnx", "torchscript"))
+    p.add_argument("--out", help="output file (default next to the checkpoint)")
+    p.add_argument("--no-check", action="store_true", help="skip the output comparison")
+    p.set_defaults(func=_export)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from alexnet.evaluation.run import evaluate_checkpoints, format_result
+
+    want_cm = args.confusion or bool(args.confusion_png)
+    result = evaluate_checkpoints(args.checkpoints, args.data, views=args.views,
+                                  batch_size=args.batch_size, device=args.device,
+                                  per_class=args.per_class, confusion=want_cm)
+    if args.confusion_png:
+        from alexnet.figures.confusion import confusion_figure
+
+        result["confusion_png"] = str(confusion_figure(result["confusion"], result["classes"],
+                                                       args.confusion_png))
+        if not args.confusion:
+            result.pop("confusion")
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from alexnet.errors import ConfigError
+    from alexnet.evaluation.predict import (
+        checkpoint_predictor,
+        format_predictions,
+        predict_files,
+        torchvision_predictor,
+    )
+
+    if args.weights == "torchvision":
+        if args.checkpoint != "owt":
+            raise ConfigError("--weights torchvision works with the `owt` model only: "
+                              f"alexnet predict owt IMAGE ... (got {args.checkpoint!r})")
+        predictor = torchvision_predictor(device=args.device, views=args.views)
+    else:
+        predictor = checkpoint_predictor(args.checkpoint, views=args.views, device=args.device)
+    results = predict_files(predictor, args.images, topk=args.topk)
+    if args.figure:
+        _predictions_png(results, args.figure)
+    print(json.dumps(results, indent=2) if args.json else format_predictions(results))
+    return 1 if any("error" in r for r in results) else 0
+
+
+def _predictions_png(results: list[dict], path: str) -> None:
+    import torch
+
+    from alexnet.evaluation.checkpoints import data_functions
+    from alexnet.figures.predictions import predictions_figure
+
+    ok = [r for r in results if "predictions" in r]
+    if not ok:
+        return
+    load = data_functions()[0]
+    predictions_figure([load(r["file"]) for r in ok],
+                       torch.tensor([[p["prob"] for p in r["predictions"]] for r in ok]),
+                       [[p["name"] for p in r["predictions"]] for r in ok], path)
+
+
+def _features(args: argparse.Namespace) -> int:
+    from alexnet.evaluation.retrieval import make_features
+
+    r = make_features(args.checkpoint, args.out, data=args.data, split=args.split,
+                      batch_size=args.batch_size, device=args.device)
+    print(f"{r['images']:,} feature vectors of {r['dim']} dimensions ({r['split']} split) "
+          f"-> {r['path']}")
+    return 0
+
+
+def _neighbors(args: argparse.Namespace) -> int:
+    from alexnet.evaluation.retrieval import find_neighbors
+
+    r = find_neighbors(args.features, args.queries, k=args.k, checkpoint=args.checkpoint,
+                       figure=args.figure, chunk_size=args.chunk_size, device=args.device)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    for q in r["queries"]:
+        print(f"{q['file']}:")
+        for n in q["neighbors"]:
+            print(f"  #{n['index']:<8} distance {n['distance']:10.4f}  {n['label']}")
+    if "figure" in r:
+        print(f"figure -> {r['figure']}")
+    return 0
+
+
+def _limit(text: str) -> int | str | None:
+    """--limit: a positive number of images, `all`, or `auto`."""
+    if text in ("all", "auto"):
+        return None if text == "all" else "auto"
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of images or 'all', got {text!r}") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of images, got {value}")
+    return value
+
+
+def _report(args: argparse.Namespace) -> int:
+    from alexnet.figures.report import build_report
+
+    r = build_report(args.run_dir, args.out, data=args.data, evaluate=not args.no_eval,
+                     batch_size=args.batch_size, device=args.device, limit=args.limit)
+    print(r["status"])
+    print(f"\n{r['table']}\n\nreport -> {r['html']}\nmarkdown -> {r['md']}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from alexnet.evaluation.export import export_checkpoint
+
+    r = export_checkpoint(args.checkpoint, args.format, args.out, check=not args.no_check)
+    check = ("not checked" if r["max_abs_diff"] is None else
+             f"outputs match PyTorch (max |difference| {r['max_abs_diff']:.3g})")
+    print(f"{r['format']} -> {r['path']} ({r['bytes']:,} bytes); {check}")
+    return 0

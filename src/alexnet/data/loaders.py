@@ -190,8 +190,9 @@ class DataBundle:
     path: str = "memory"  # memory | workers | cuda: how batches are read
 
     def eval_loader(self, views: str = "center", split: str = "val",
-                    batch_size: int | None = None) -> EvalLoader:
-        """Evaluation batches of the val split (or the train split, e.g. for features)."""
+                    batch_size: int | None = None, limit: int | None = None) -> EvalLoader:
+        """Evaluation batches of the val split (or the train split, e.g. for features);
+        `limit`: only the split's first `limit` images."""
         base = self.val if split == "val" else None
         if split == "train":
             base = EvalLoader(self.train.fetcher, self.train.labels, self.val.pipeline,
@@ -201,7 +202,7 @@ class DataBundle:
             raise ConfigError(f"split must be 'val' or 'train', got {split!r}")
         loader = EvalLoader(base.fetcher, base.labels, base.pipeline,
                             batch_size or base.batch_size, base.device, 0, 1, views)
-        loader.indices = base.indices
+        loader.indices = base.indices if limit is None else base.indices[:limit]
         return loader
 
 

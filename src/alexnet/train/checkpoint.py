@@ -117,7 +117,10 @@ def load_model(
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:
-        raise CheckpointError(f"{where}weights do not fit model {config}: "
-                              f"{str(err).splitlines()[0]}") from err
+        details = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+        first = details[0] if details else str(err)  # e.g. "size mismatch for fc8.weight: ..."
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        raise CheckpointError(f"{where}the stored weights do not fit the model the checkpoint "
+                              f"names ({config}): {first}{more}") from err
     model.eval()
     return model, state

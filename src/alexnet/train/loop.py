@@ -290,14 +290,14 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
             val = evaluate(model, data.val, d, amp, channels_last)
             lr = current_lr(optimizer)
             metrics.write({"epoch": epoch, "split": "train", "loss": result["loss"],
-                           "lr": lr, "images_per_s": result["images_per_s"],
-                           "seconds": result["seconds"]})
+                           "top1_err": result["top1_err"], "lr": lr,
+                           "images_per_s": result["images_per_s"], "seconds": result["seconds"]})
             metrics.write({"epoch": epoch, "split": "val", "loss": val["loss"],
                            "top1_err": val["top1_err"], "top5_err": val["top5_err"], "lr": lr})
             if d.is_main:
                 tqdm.write(f"epoch {epoch + 1}/{cfg['epochs']}: train loss {result['loss']:.4f}"
-                           f", val top-1 error {val['top1_err']:.2%}, top-5 error "
-                           f"{val['top5_err']:.2%}, lr {lr:g}")
+                           f" (top-1 error {result['top1_err']:.2%}), val top-1 error "
+                           f"{val['top1_err']:.2%}, top-5 error {val['top5_err']:.2%}, lr {lr:g}")
             done = schedule.end_epoch(epoch, val["top1_err"], optimizer)
             improved = val["top1_err"] < best
             best = min(best, val["top1_err"])
@@ -350,6 +350,7 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)  # summed on the device: no per-step sync
+    correct = torch.zeros((), device=device, dtype=torch.int64)  # top-1 hits on training batches
     window_loss = torch.zeros((), device=device)
     window, seen, images = 0, 0, 0
     log_every = max(1, int(cfg["log_every"]))
@@ -363,11 +364,13 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(d.device, amp):
-            loss = F.cross_entropy(model(x), y)
+            logits = model(x)  # (B, classes)
+            loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach().float()
+        correct += (logits.detach().argmax(1) == y).sum()
         window_loss += loss.detach().float()
         window, seen, images = window + 1, seen + 1, images + len(y)
         last = step + 1 == steps
@@ -390,14 +393,17 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any
             stopped_at = step + 1
             break
     bar.close()
+    top1_err = math.nan
     if seen:
         mean_loss = loss_sum.item() / seen
+        top1_err = 1 - correct.item() / max(images, 1)
         if not math.isfinite(mean_loss):
             raise TrainingDiverged(f"the training loss became {mean_loss} in epoch {epoch + 1}; "
                                    "the run stopped and last.pt is intact. Lower the learning "
                                    "rate (e.g. optim.lr=0.005) and resume or start over")
     seconds = time.perf_counter() - start
-    return {"loss": mean_loss, "images_per_s": images * d.world_size / max(seconds, 1e-9),
+    return {"loss": mean_loss, "top1_err": top1_err,  # with dropout and augmentation, as trained
+            "images_per_s": images * d.world_size / max(seconds, 1e-9),
             "seconds": seconds, "stopped_at": stopped_at}
 
 

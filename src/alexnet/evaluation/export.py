@@ -1,0 +1,131 @@
+"""`alexnet export`: a checkpoint's model as safetensors, ONNX or TorchScript, each written file
+loaded back and its outputs compared with the PyTorch model's on random input."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from alexnet.errors import AlexNetError, ConfigError
+from alexnet.train.checkpoint import load_checkpoint, load_model
+
+FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
+ATOL = {"safetensors": 0.0, "onnx": 1e-4, "torchscript": 1e-5}  # max |Δlogit| accepted
+
+
+def _require(module: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError as err:
+        raise AlexNetError(f"export needs the `{module}` package: pip install "
+                           "'alexnet[export]' (safetensors, onnx, onnxruntime)") from err
+
+
+def example_input(model: nn.Module, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """Random input (B, C, s, s) at the model's image size (224 unless it says otherwise)."""
+    size = int(model.config.get("image_size", 224))
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, model.config["in_channels"], size, size, generator=g)
+
+
+def export_safetensors(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def load_safetensors(path: Path) -> nn.Module:
+    """Rebuild the model of a safetensors file written by `export_safetensors`."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from alexnet.models import create_model
+
+    with safe_open(str(path), framework="pt") as f:
+        config = json.loads((f.metadata() or {})["model_config"])
+    model = create_model(**config)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+def export_onnx(model: nn.Module, path: Path, x: torch.Tensor, opset: int = 17) -> None:
+    kwargs: dict[str, Any] = {"input_names": ["images"], "output_names": ["logits"],
+                              "dynamic_axes": {"images": {0: "batch"}, "logits": {0: "batch"}},
+                              "opset_version": opset}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False  # the TorchScript-based exporter (dynamo needs onnxscript)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), str(path), **kwargs)
+
+
+def run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor:
+    ort = _require("onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
+
+
+def export_torchscript(model: nn.Module, path: Path, x: torch.Tensor) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in recent releases
+        traced = torch.jit.trace(model, x)
+        traced.save(str(path))
+
+
+def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None = None, *,
+                      check: bool = True) -> dict[str, Any]:
+    """Write the checkpoint's model in `fmt` and check the written file reproduces the PyTorch
+    logits (safetensors exactly; ONNX via onnxruntime on CPU and TorchScript within `ATOL`).
+
+    Returns {"path", "format", "max_abs_diff", "bytes"}.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt in ("safetensors", "onnx"):
+        _require(fmt)
+    state = load_checkpoint(checkpoint)
+    model, _ = load_model(state)
+    model = model.float().cpu().eval()
+    src = Path(checkpoint)
+    path = Path(out) if out else src.with_suffix("").with_name(
+        src.stem + ("-model" if fmt == "torchscript" else "") + FORMATS[fmt])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = example_input(model)
+    with torch.no_grad():
+        expected = model(x)
+    if fmt == "safetensors":
+        export_safetensors(model, path, {"format": "alexnet-safetensors/1",
+                                         "model_config": json.dumps(model.config),
+                                         "classes": json.dumps(list(state.get("classes") or []))})
+    elif fmt == "onnx":
+        export_onnx(model, path, x)
+    else:
+        export_torchscript(model, path, x)
+    result: dict[str, Any] = {"path": str(path), "format": fmt, "bytes": path.stat().st_size,
+                              "max_abs_diff": None}
+    if check:
+        x2 = example_input(model, batch=3, seed=1)  # another batch size: dynamic batch works
+        with torch.no_grad():
+            want = model(x2)
+            if fmt == "safetensors":
+                got = load_safetensors(path)(x2)
+            elif fmt == "onnx":
+                got = run_onnx(path, x2)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # torch.jit is deprecated
+                    got = torch.jit.load(str(path))(x2)
+        diff = (got.float() - want.float()).abs().max().item()
+        tol = ATOL[fmt] * max(1.0, expected.abs().max().item())
+        if diff > tol:
+            raise AlexNetError(f"the exported {fmt} model differs from the PyTorch model by "
+                               f"{diff:.3g} (tolerance {tol:.3g}); {path} is not trustworthy")
+        result["max_abs_diff"] = diff
+    return result

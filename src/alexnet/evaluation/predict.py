@@ -1,0 +1,156 @@
+"""`alexnet predict`: top-k classes with probabilities for image files, without the dataset.
+
+Checkpoints carry the data part's `normalization` and `preprocess`, so an image goes
+load_image -> preprocess_images(normalization, preprocess) -> model -> softmax (§4.1's ten views
+on request). `owt` can instead use torchvision's pretrained ImageNet weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from alexnet.errors import AlexNetError, CheckpointError
+from alexnet.evaluation.checkpoints import class_names, data_functions, imagenet_names
+from alexnet.evaluation.infer import average_views, resolve_device
+from alexnet.train.checkpoint import load_checkpoint, load_model
+
+Transform = Callable[[list[torch.Tensor]], torch.Tensor]  # uint8 (C,H,W) list -> float batch
+
+
+@dataclass
+class Predictor:
+    """A model in eval mode, its class names, and the transform from uint8 images to its input
+    ((B, C, s, s), or (B, V, C, s, s) for several views)."""
+
+    model: nn.Module
+    classes: list[str]
+    transform: Transform
+    device: torch.device
+    source: str
+
+    @torch.no_grad()
+    def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """Class probabilities (B, classes) of uint8 (C, H, W) images, views averaged."""
+        x = self.transform(images).to(self.device)
+        views = x.shape[1] if x.dim() == 5 else 0
+        logits = self.model(x.flatten(0, 1) if views else x).float()
+        return average_views(logits.unflatten(0, (-1, views)) if views else logits).cpu()
+
+
+def checkpoint_predictor(checkpoint: str, *, views: str = "center",
+                         device: str | torch.device | None = "auto",
+                         preprocess_images: Callable[..., torch.Tensor] | None = None
+                         ) -> Predictor:
+    """A predictor from an `alexnet train` checkpoint (its normalization and preprocessing)."""
+    state = load_checkpoint(checkpoint)
+    model, _ = load_model(state)
+    try:
+        normalization = state["data"]["normalization"]
+        preprocess = state["data"]["preprocess"]
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{checkpoint}: no data.normalization / data.preprocess section; "
+                              "it was not written by `alexnet train`") from err
+    prep = preprocess_images or data_functions()[1]
+    dev = resolve_device(device)
+
+    def transform(images: list[torch.Tensor]) -> torch.Tensor:
+        return prep(images, normalization, preprocess, views)
+
+    return Predictor(model.to(dev), class_names(state, model.num_classes), transform, dev,
+                     str(checkpoint))
+
+
+def torchvision_predictor(*, device: str | torch.device | None = "auto",
+                          views: str = "center") -> Predictor:
+    """`owt` with torchvision's IMAGENET1K_V1 weights and torchvision's own preprocessing
+    (resize 256, centre crop 224, ImageNet mean/std). Uses the torch hub cache or downloads."""
+    from torchvision.models import AlexNet_Weights
+
+    from alexnet.models import create_model
+
+    if views != "center":
+        raise AlexNetError("--weights torchvision supports centre views only (torchvision's "
+                           "preprocessing has no ten-view mode); drop --views ten")
+    weights = AlexNet_Weights.IMAGENET1K_V1
+    try:
+        state_dict = weights.get_state_dict(progress=True, check_hash=True)
+    except Exception as err:  # URLError, HTTPError, OSError, hash mismatch
+        raise CheckpointError(
+            f"torchvision's pretrained AlexNet weights ({weights.url}) are not in the torch hub "
+            f"cache and could not be downloaded ({type(err).__name__}: {err}); run once with "
+            "internet access, or copy the file into $TORCH_HOME/hub/checkpoints "
+            "(default ~/.cache/torch/hub/checkpoints)") from err
+    model = create_model("owt", num_classes=1000)
+    model.load_state_dict(state_dict)
+    model.eval()
+    dev = resolve_device(device)
+    preprocess = weights.transforms()  # ImageClassification(crop 224, resize 256), uint8 in
+
+    def transform(images: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([preprocess(img) for img in images])
+
+    return Predictor(model.to(dev), imagenet_names(), transform, dev,
+                     "torchvision AlexNet_Weights.IMAGENET1K_V1")
+
+
+def predict_files(predictor: Predictor, paths: Sequence[str], *, topk: int = 5,
+                  batch_size: int = 32,
+                  load_image: Callable[[str], torch.Tensor] | None = None) -> list[dict[str, Any]]:
+    """One result per file, in order: `{"file", "predictions": [{"rank", "class", "name",
+    "prob"}]}`, or `{"file", "error"}` for a file that cannot be read (the others still run)."""
+    load = load_image or data_functions()[0]
+    k = max(1, min(topk, len(predictor.classes)))
+    results: list[dict[str, Any]] = [{"file": str(p)} for p in paths]
+    pending: list[tuple[int, torch.Tensor]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        try:
+            probs = predictor.probabilities([img for _, img in pending])  # (B, classes)
+        except AlexNetError:  # one bad image in the batch: answer them one by one
+            for i, img in pending:
+                try:
+                    _fill(results[i], predictor.probabilities([img])[0], k, predictor.classes)
+                except AlexNetError as err:
+                    results[i]["error"] = str(err)
+        else:
+            for (i, _), p in zip(pending, probs, strict=True):
+                _fill(results[i], p, k, predictor.classes)
+        pending.clear()
+
+    for i, path in enumerate(paths):
+        try:
+            pending.append((i, load(str(path))))
+        except AlexNetError as err:
+            results[i]["error"] = str(err)
+        except OSError as err:
+            results[i]["error"] = f"cannot read {path}: {err}"
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    return results
+
+
+def _fill(result: dict[str, Any], probs: torch.Tensor, k: int, classes: list[str]) -> None:
+    p, idx = probs.topk(k)
+    result["predictions"] = [{"rank": r + 1, "class": int(c), "name": classes[int(c)],
+                              "prob": float(v)} for r, (v, c) in enumerate(zip(p, idx,
+                                                                              strict=True))]
+
+
+def format_predictions(results: list[dict[str, Any]]) -> str:
+    """Human-readable lines for `alexnet predict`."""
+    lines = []
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['file']}: error: {r['error']}")
+            continue
+        lines.append(f"{r['file']}:")
+        lines += [f"  {p['rank']}. {p['prob']:7.2%}  {p['name']}" for p in r["predictions"]]
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""`alexnet eval`: one checkpoint or an ensemble (§6) on a data source, centre or ten views."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from alexnet.errors import CheckpointError
+from alexnet.evaluation.checkpoints import (
+    DataBuilder,
+    class_names,
+    data_mapping,
+    default_data_builder,
+    eval_batches,
+)
+from alexnet.evaluation.infer import (
+    average_views,
+    confusion_matrix,
+    ensemble,
+    infer_many,
+    per_class_accuracy,
+    resolve_device,
+    topk_error,
+)
+from alexnet.train.checkpoint import load_checkpoint, load_model
+
+
+def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
+                         views: str = "center", batch_size: int = 128,
+                         device: str | torch.device | None = "auto", amp: bool = False,
+                         per_class: bool = False, confusion: bool = False,
+                         build_data: DataBuilder | None = None, progress: bool = True
+                         ) -> dict[str, Any]:
+    """Top-1/top-5 error of one checkpoint, or of the softmax average of several (§6).
+
+    The data config is the first checkpoint's resolved `data:` with `source` = `data` (None
+    keeps the checkpoint's source). Checkpoints that need another data config (e.g. another
+    mean image) get their own pass over the data; the images and targets must agree.
+    """
+    if not checkpoints:
+        raise CheckpointError("give at least one checkpoint")
+    dev = resolve_device(device)
+    build = build_data or default_data_builder
+    states = [load_checkpoint(p) for p in checkpoints]
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(states):
+        groups.setdefault(repr(sorted(data_mapping(s, data).items())), []).append(i)
+    probs: list[torch.Tensor | None] = [None] * len(states)
+    targets: torch.Tensor | None = None
+    classes: list[str] = []
+    notes: list[str] = []
+    for members in groups.values():
+        mapping = data_mapping(states[members[0]], data)
+        bundle = build(mapping, batch_size=batch_size, device=dev, seed=0)
+        if views == "ten" and (getattr(bundle, "preprocess", None) or {}).get("crop", 0) is None:
+            notes.append("these checkpoints trained on whole images (no data.crop): their ten "
+                         "views are five copies of each image and five mirrors never seen in "
+                         "training (§4.1's views are crops); --views center is the fair test")
+        models = [load_model(states[i], expect_num_classes=bundle.num_classes)[0]
+                  for i in members]
+        where = [str(checkpoints[i]) for i in members]
+        logits, y = infer_many(models, eval_batches(bundle, views), device=dev, amp=amp,
+                               progress=progress, desc=f"eval {views} ({len(models)} model(s))")
+        if targets is not None and not torch.equal(targets, y):
+            raise CheckpointError(f"{', '.join(where)} saw other images or labels than the "
+                                  "other checkpoints; an ensemble needs one data config")
+        targets = y
+        classes = class_names({"classes": list(bundle.classes)}, bundle.num_classes)
+        for i, lg in zip(members, logits, strict=True):
+            probs[i] = average_views(lg)
+    assert targets is not None
+    member_probs = [p for p in probs if p is not None]
+    combined = ensemble(member_probs)
+    errs = topk_error(combined, targets)
+    result: dict[str, Any] = {
+        "checkpoints": [str(c) for c in checkpoints], "data": data or data_mapping(
+            states[0])["source"], "views": views, "images": len(targets),
+        "top1_err": errs[1], "top5_err": errs[5],
+    }
+    if notes:
+        result["note"] = "; ".join(notes)
+    if len(member_probs) > 1:
+        result["members"] = [{"checkpoint": str(c), **_named(topk_error(p, targets))}
+                             for c, p in zip(checkpoints, member_probs, strict=True)]
+    num_classes = combined.shape[1]
+    if per_class:
+        acc, counts = per_class_accuracy(combined, targets, num_classes)
+        result["per_class"] = [
+            {"class": i, "name": classes[i], "images": int(n),
+             "accuracy": None if math.isnan(a) else float(a)}
+            for i, (a, n) in enumerate(zip(acc.tolist(), counts.tolist(), strict=True))]
+    if confusion:
+        result["confusion"] = confusion_matrix(combined, targets, num_classes).tolist()
+        result["classes"] = classes
+    return result
+
+
+def _named(errs: dict[int, float]) -> dict[str, float]:
+    return {"top1_err": errs[1], "top5_err": errs[5]}
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """Human-readable lines for `alexnet eval`."""
+    n = len(result["checkpoints"])
+    what = "1 model" if n == 1 else f"ensemble of {n} models (softmax averaged, §6)"
+    lines = [f"{what}, {result['views']} view(s), {result['images']:,} images of "
+             f"{result['data']}:",
+             f"  top-1 error {result['top1_err']:.2%}   top-5 error {result['top5_err']:.2%}"]
+    for m in result.get("members", []):
+        lines.append(f"  member {m['checkpoint']}: top-1 {m['top1_err']:.2%}, "
+                     f"top-5 {m['top5_err']:.2%}")
+    if "per_class" in result:
+        lines.append("  per-class top-1 accuracy:")
+        for row in result["per_class"]:
+            acc = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.2%}"
+            lines.append(f"    {row['class']:>4} {row['name'][:30]:<30} {acc:>8} "
+                         f"({row['images']} images)")
+    if "confusion" in result:
+        lines.append("  confusion matrix (rows: true class, columns: predicted):")
+        for row in result["confusion"]:
+            lines.append("    " + " ".join(f"{v:>5}" for v in row))
+    if "confusion_png" in result:
+        lines.append(f"  confusion matrix figure -> {result['confusion_png']}")
+    if "note" in result:
+        lines.append(f"  note: {result['note']}")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""§6.1 features (4096-d), chunked nearest neighbours, `alexnet features` / `neighbors`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from alexnet.cli import main
+from alexnet.errors import DataError
+from alexnet.evaluation.features import (
+    extract_features,
+    load_features,
+    nearest_neighbors,
+    save_features,
+)
+from alexnet.evaluation.retrieval import find_neighbors, make_features
+from alexnet.models import create_model
+from test_eval_fakes import SIZE, fake_preprocess, make_builder, pil_load, write_checkpoint
+
+
+def test_features_are_4096_d_last_hidden_layer():
+    model = create_model("paper", num_classes=3, image_size=SIZE).eval()
+    x = torch.randn(5, 3, SIZE, SIZE)
+    loader = [(x[:3], torch.zeros(3, dtype=torch.long)), (x[3:], torch.ones(2, dtype=torch.long))]
+    feats, targets = extract_features(model, loader, progress=False, dtype=torch.float32)
+    assert feats.shape == (5, 4096) and targets.tolist() == [0, 0, 0, 1, 1]
+    with torch.no_grad():
+        assert torch.allclose(feats, model.embed(x), atol=1e-5)
+    assert (feats >= 0).all()  # after fc7's ReLU
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000])
+def test_nearest_neighbors_chunked_equals_brute_force(chunk):
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(50, 32, generator=g)
+    queries = torch.cat([base[[3, 17]], torch.randn(2, 32, generator=g)])
+    dist, idx = nearest_neighbors(queries, base, k=6, chunk_size=chunk)
+    full = torch.cdist(queries, base, compute_mode="donot_use_mm_for_euclid_dist")  # (Q, N)
+    want_d, want_i = full.topk(6, dim=1, largest=False)
+    assert torch.equal(idx, want_i)
+    assert torch.allclose(dist, want_d, atol=1e-5)
+    assert idx[0, 0] == 3 and idx[1, 0] == 17  # a query in the set finds itself first
+    assert dist[0, 0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_nearest_neighbors_edge_cases():
+    base = torch.randn(4, 8)
+    d, i = nearest_neighbors(base[:1], base, k=10)  # k larger than the set
+    assert i.shape == (1, 4) and i[0, 0] == 0 and (d[0, 1:] >= d[0, :-1]).all()
+    with pytest.raises(Exception, match="dimensions"):
+        nearest_neighbors(torch.randn(1, 5), base)
+
+
+def test_features_file_round_trip_and_errors(tmp_path):
+    f = torch.randn(6, 4096).half()
+    save_features(tmp_path / "f.pt", f, torch.arange(6), {"split": "val"})
+    state = load_features(tmp_path / "f.pt")
+    assert torch.equal(state["features"], f) and state["meta"]["split"] == "val"
+    with pytest.raises(DataError, match="does not exist"):
+        load_features(tmp_path / "missing.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "f.pt").read_bytes()[:1000])
+    with pytest.raises(DataError, match="truncated"):
+        load_features(tmp_path / "cut.pt")
+
+
+def test_features_then_neighbors_finds_the_query_itself(tmp_path, monkeypatch, capsys):
+    build = make_builder(n=10)
+    ckpt = write_checkpoint(tmp_path / "m.pt")
+    info = make_features(str(ckpt), tmp_path / "feats.pt", data="fake", split="val",
+                         build_data=build, progress=False)
+    assert info["images"] == 10 and info["dim"] == 4096
+    # query = stored image 6, written losslessly as a PNG
+    query = tmp_path / "q.png"
+    Image.fromarray(build.images[6].permute(1, 2, 0).numpy()).save(query)
+    r = find_neighbors(tmp_path / "feats.pt", [str(query)], k=4, figure=tmp_path / "nn.png",
+                       chunk_size=3, build_data=build, load_image=pil_load,
+                       preprocess_images=fake_preprocess, progress=False)
+    first = r["queries"][0]["neighbors"]
+    assert len(first) == 4 and first[0]["index"] == 6
+    assert first[0]["distance"] < 1e-2 * max(first[1]["distance"], 1e-6)
+    assert first[0]["label"] == f"class{int(build.labels[6])}"
+    assert (tmp_path / "nn.png").stat().st_size > 1000
+
+    # the CLI, with the data part faked
+    monkeypatch.setattr("alexnet.evaluation.retrieval.default_data_builder", build)
+    monkeypatch.setattr("alexnet.evaluation.checkpoints.data_functions",
+                        lambda: (pil_load, fake_preprocess))
+    monkeypatch.setattr("alexnet.evaluation.predict.data_functions",
+                        lambda: (pil_load, fake_preprocess))
+    assert main(["features", str(ckpt), "--data", "fake", "--split", "val",
+                 "--out", str(tmp_path / "f2.pt")]) == 0
+    assert "10 feature vectors of 4096" in capsys.readouterr().out
+    assert main(["neighbors", str(tmp_path / "f2.pt"), str(query), "-k", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["queries"][0]["neighbors"][0]["index"] == 6

@@ -1,0 +1,88 @@
+"""`alexnet predict`: JSON on a generated image, a bad file answered with an error line,
+class names, torchvision weights when offline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from alexnet.cli import main
+from alexnet.errors import CheckpointError
+from alexnet.evaluation.checkpoints import class_names
+from alexnet.evaluation.predict import checkpoint_predictor, predict_files
+from test_eval_fakes import fake_preprocess, make_images, pil_load, write_checkpoint
+
+
+@pytest.fixture()
+def fake_data(monkeypatch):
+    monkeypatch.setattr("alexnet.evaluation.predict.data_functions",
+                        lambda: (pil_load, fake_preprocess))
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return write_checkpoint(tmp_path_factory.mktemp("p") / "m.pt")
+
+
+def _png(path, index=0):
+    x, _ = make_images(4)
+    Image.fromarray(x[index].permute(1, 2, 0).numpy()).save(path)
+    return path
+
+
+def test_predict_json_on_a_generated_image(ckpt, tmp_path, fake_data, capsys):
+    good = _png(tmp_path / "photo.png")
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    code = main(["predict", str(ckpt), str(good), str(bad), str(good), "--topk", "2", "--json"])
+    assert code == 1  # one file failed
+    out = json.loads(capsys.readouterr().out)
+    assert [r["file"] for r in out] == [str(good), str(bad), str(good)]
+    assert "error" in out[1] and "broken.jpg" in out[1]["error"]
+    preds = out[0]["predictions"]
+    assert [p["rank"] for p in preds] == [1, 2]
+    assert preds[0]["prob"] >= preds[1]["prob"] > 0
+    assert preds[0]["name"] == f"class{preds[0]['class']}"
+    assert out[2] == out[0]
+    # the probabilities are the model's softmax on the preprocessed image
+    predictor = checkpoint_predictor(str(ckpt), preprocess_images=fake_preprocess)
+    with torch.no_grad():
+        p = torch.softmax(predictor.model(fake_preprocess([pil_load(str(good))], None,
+                                                          {"resize": 72, "crop": 64})), 1)[0]
+    assert preds[0]["prob"] == pytest.approx(p.max().item(), rel=1e-5)
+
+
+def test_ten_views_and_all_classes_sum_to_one(ckpt, tmp_path):
+    img = _png(tmp_path / "a.png", 1)
+    predictor = checkpoint_predictor(str(ckpt), views="ten", preprocess_images=fake_preprocess)
+    [r] = predict_files(predictor, [str(img)], topk=10, load_image=pil_load)
+    assert len(r["predictions"]) == 3  # capped at the class count
+    assert sum(p["prob"] for p in r["predictions"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_class_names():
+    wnids = [f"n{i:08d}" for i in range(1000)]
+    names = class_names({"classes": wnids}, 1000)
+    assert names[0] == "tench" and names[999] == "toilet tissue"
+    assert class_names({"classes": ["cat", "dog"]}, 2) == ["cat", "dog"]
+    assert class_names(None, 3) == ["0", "1", "2"]
+
+
+def test_torchvision_weights_offline_is_a_clear_error(monkeypatch, capsys):
+    from urllib.error import URLError
+
+    from torchvision.models import AlexNet_Weights
+
+    def offline(self, *args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    from alexnet.evaluation.predict import torchvision_predictor
+
+    with pytest.raises(CheckpointError, match="could not be downloaded"):
+        torchvision_predictor(device="cpu")
+    assert main(["predict", "paper", "x.png", "--weights", "torchvision"]) == 2
+    assert "owt" in capsys.readouterr().err
