@@ -6,30 +6,18 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-data = pytest.importorskip("alexnet.data")
-if not all(hasattr(data, n) for n in ("build_loaders", "load_image", "preprocess_images")):
-    pytest.skip("alexnet.data is not complete yet", allow_module_level=True)
-
-from alexnet.cli import main  # noqa: E402
+from alexnet.cli import main
+from test_train_fakes import colour_class_tree
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from PIL import Image
-
     from alexnet.train.config import resolve_config
     from alexnet.train.loop import train
 
     tmp = tmp_path_factory.mktemp("e2e")
-    root = tmp / "images"
-    g = torch.Generator().manual_seed(0)
-    for c in range(3):
-        (root / f"class{c}").mkdir(parents=True)
-        for i in range(10):
-            pixels = (torch.rand(48, 56, 3, generator=g) * 80 + 80 * c).byte().numpy()
-            Image.fromarray(pixels).save(root / f"class{c}" / f"{i}.png")
+    root = colour_class_tree(tmp / "images", per_class=10)
     cfg = resolve_config({"model": {"name": "paper", "image_size": 64},
                           "data": {"source": str(root), "crop": 64, "resize": 72},
                           "epochs": 2, "batch_size": 8, "quick": False, "device": "cpu",

@@ -1,27 +1,14 @@
-"""The loop on the real `alexnet.data.build_loaders` with a tiny generated image folder
-(skipped until the data part provides build_loaders)."""
+"""The loop on the real `alexnet.data.build_loaders` with a tiny generated image folder."""
 
-import pytest
 import torch
 
 from alexnet.train.config import resolve_config
 from alexnet.train.loop import train
-
-data = pytest.importorskip("alexnet.data")
-if not hasattr(data, "build_loaders"):
-    pytest.skip("alexnet.data.build_loaders is not there yet", allow_module_level=True)
+from test_train_fakes import colour_class_tree
 
 
 def test_two_epochs_on_a_generated_image_folder(tmp_path):
-    from PIL import Image
-
-    root = tmp_path / "images"
-    g = torch.Generator().manual_seed(0)
-    for c in range(3):
-        (root / f"class{c}").mkdir(parents=True)
-        for i in range(12):
-            pixels = (torch.rand(48, 56, 3, generator=g) * 80 + 80 * c).byte().numpy()
-            Image.fromarray(pixels).save(root / f"class{c}" / f"{i}.png")
+    root = colour_class_tree(tmp_path / "images", per_class=12)
     cfg = resolve_config({"model": {"name": "paper", "image_size": 64},
                           "data": {"source": str(root), "crop": 64, "resize": 72},
                           "epochs": 2, "batch_size": 8, "quick": False, "device": "cpu",

@@ -3,6 +3,7 @@ docs/ARCHITECTURE.md), used by the training tests; and a check that it keeps tha
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -84,3 +85,17 @@ def test_fake_ranks_split_the_global_batch():
     r1 = build({}, batch_size=4, device=torch.device("cpu"), seed=0, rank=1, world_size=2)
     x = next(one.train.iterate(0))[0]
     assert torch.equal(torch.cat([next(r0.train.iterate(0))[0], next(r1.train.iterate(0))[0]]), x)
+
+
+def colour_class_tree(root: Path, classes: int = 3, per_class: int = 10) -> Path:
+    """An image folder root/class<c>/<i>.png of 48×56 noise images whose brightness tells the
+    class apart (class c: values 80c..80c+80), for end-to-end runs on the real data part."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            pixels = (torch.rand(48, 56, 3, generator=g) * 80 + 80 * c).byte().numpy()
+            Image.fromarray(pixels).save(root / f"class{c}" / f"{i}.png")
+    return root
