@@ -8,7 +8,7 @@ import torch
 
 from alexnet.data import DataConfig, build_loaders, load_image, preprocess_images
 from alexnet.data.bench import bench_loader
-from alexnet.errors import DataError
+from alexnet.errors import ConfigError, DataError
 from test_data_sources import make_cifar10, make_fashion_mnist, make_tree
 
 
@@ -128,3 +128,29 @@ def test_missing_tree_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="not a folder"):
         build_loaders(DataConfig.from_dict({"source": str(tmp_path / "nope")}), batch_size=2,
                       device="cpu", seed=0)
+
+
+def test_an_unreadable_file_in_an_unprepared_tree_is_one_clear_error(tmp_path):
+    make_tree(tmp_path / "tree", classes=2, per_class=4)  # + c0/broken.jpg
+    cfg = DataConfig.from_dict({"source": str(tmp_path / "tree"), "resize": 36, "crop": 32,
+                                "workers": 1, "val_fraction": 0.25, "stats_images": 2})
+    bundle = build_loaders(cfg, batch_size=16, device="cpu", seed=0)
+    with pytest.raises(DataError) as info:  # every image of the split in one batch
+        for split in (bundle.train, bundle.val):
+            list(split)
+    message = str(info.value)
+    assert "broken.jpg" in message and "alexnet prepare" in message
+    assert "Traceback" not in message and "worker" not in message
+
+
+def test_data_options_that_are_not_numbers_are_config_errors():
+    with pytest.raises(ConfigError, match="data.resize must be a number"):
+        DataConfig.from_dict({"source": "fashion-mnist", "resize": "abc"})
+    with pytest.raises(ConfigError, match="data.workers must be >= 0"):
+        DataConfig.from_dict({"source": "fashion-mnist", "workers": -1})
+
+
+def test_bench_refuses_a_dataset_smaller_than_its_warm_up(fm_root):
+    with pytest.raises(DataError, match="smaller --batch-size"):
+        bench_loader("fashion-mnist", batch_size=128, device="cpu", root=str(fm_root),
+                     resize=32)

@@ -69,6 +69,29 @@ def test_rerun_is_a_no_op_and_other_settings_are_refused(prepared):
     assert {p.name: p.stat().st_mtime_ns for p in dest.iterdir()} == before
     with pytest.raises(DataError, match="already holds"):
         prepare(src, dest, size=48, quality=95, workers=0, progress=False)
+    with pytest.raises(DataError, match="val fraction 0.2"):  # another hold-out split
+        prepare(src, dest, size=32, quality=95, workers=0, val_fraction=0.3, progress=False)
+
+
+def test_bad_options_and_destinations_are_data_errors(tmp_path):
+    make_tree(tmp_path / "src", classes=2, per_class=2, corrupt=False)
+    for kwargs, message in (({"size": 0}, "--size"), ({"val_fraction": 1.5}, "--val-fraction"),
+                            ({"quality": 0}, "--quality")):
+        with pytest.raises(DataError, match=message):
+            prepare(tmp_path / "src", tmp_path / "out", workers=0, progress=False, **kwargs)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(DataError, match="cannot create the output folder"):
+        prepare(tmp_path / "src", tmp_path / "file" / "out", workers=0, progress=False)
+
+
+def test_a_tree_of_only_unreadable_files_fails_with_reasons_and_no_partials(tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / "src" / c).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "src" / c / f"{i}.jpg").write_bytes(b"\xff\xd8 broken")
+    with pytest.raises(DataError, match=r"no readable training image .* e\.g\. .*0\.jpg"):
+        prepare(tmp_path / "src", tmp_path / "out", size=24, workers=0, progress=False)
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_interrupted_run_leaves_nothing_finished(tmp_path, monkeypatch):
@@ -85,6 +108,7 @@ def test_interrupted_run_leaves_nothing_finished(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         prepare(tmp_path / "src", tmp_path / "out", size=24, workers=0, progress=False)
     assert not is_packed(tmp_path / "out") and not (tmp_path / "out" / "train.bin").exists()
+    assert not list((tmp_path / "out").glob("*.partial"))  # cleaned up on the way out
     monkeypatch.setattr(prepare_module, "_encode_chunk", real)
     meta = prepare(tmp_path / "src", tmp_path / "out", size=24, workers=0, progress=False)
     assert not meta["already"] and is_packed(tmp_path / "out")

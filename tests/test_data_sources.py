@@ -170,3 +170,10 @@ def test_data_config_checks_keys_and_resolves_defaults():
     fm = DataConfig.from_dict({"source": "fashion-mnist", "resize": 64}).resolved()
     assert (fm.resize, fm.crop, fm.flip, fm.channels, fm.mean) == (64, None, False, 1, "channel")
     assert DataConfig.from_dict({"source": "t", "crop": 64, "resize": 72}).resolved().resize == 72
+
+
+def test_an_empty_class_folder_is_named_in_the_error(tmp_path):
+    make_tree(tmp_path / "tree", classes=2, per_class=2, corrupt=False)
+    (tmp_path / "tree" / "zz-empty").mkdir()
+    with pytest.raises(DataError, match="zz-empty .*hold no image files"):
+        image_tree(tmp_path / "tree")

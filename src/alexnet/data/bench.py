@@ -10,6 +10,7 @@ import torch
 
 from alexnet.data.config import DataConfig
 from alexnet.data.loaders import build_loaders
+from alexnet.errors import DataError
 
 
 def _sync(device: torch.device) -> None:
@@ -30,6 +31,10 @@ def bench_loader(source: str, *, batch_size: int = 128, device: str | torch.devi
     bundle = build_loaders(DataConfig.from_dict({"source": source, **options}),
                            batch_size=batch_size, device=device, seed=0)
     setup = time.perf_counter() - start
+    if len(bundle.train) <= warmup:
+        raise DataError(f"{source} gives {len(bundle.train)} training batch(es) of "
+                        f"{batch_size}, not more than the {warmup} warm-up batches; use a "
+                        "smaller --batch-size")
     num_batches = max(1, min(num_batches, len(bundle.train) - warmup))
     batches = bundle.train.iterate(0)
     for _ in islice(batches, warmup):

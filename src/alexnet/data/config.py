@@ -56,6 +56,17 @@ class DataConfig:
             raise ConfigError("data.source is not set: use fashion-mnist, cifar10 or a folder "
                               "path (an image tree or a folder made by `alexnet prepare`)")
         self.source = str(self.source)
+        numbers = {"resize": int, "crop": int, "workers": int, "stats_images": int, "chunk": int,
+                   "noise_pool": int, "lighting": float, "val_fraction": float,
+                   "original_scale": float}
+        for name, kind in numbers.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                setattr(self, name, kind(value))
+            except (TypeError, ValueError):
+                raise ConfigError(f"data.{name} must be a number, got {value!r}") from None
         checks = [
             (self.variant in VARIANTS, f"data.variant must be one of {VARIANTS}"),
             (self.mean in MEAN_MODES, f"data.mean must be one of {MEAN_MODES}"),
@@ -67,6 +78,7 @@ class DataConfig:
             (0 <= float(self.val_fraction) < 1, "data.val_fraction must be in [0, 1)"),
             (int(self.chunk) >= 1 and int(self.noise_pool) >= 1,
              "data.chunk and data.noise_pool must be >= 1"),
+            (self.workers is None or self.workers >= 0, "data.workers must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:

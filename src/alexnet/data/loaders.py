@@ -35,18 +35,28 @@ class _ItemDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int | str]:
         from alexnet.data.augment import fit_square
         from alexnet.data.sources import FileSplit, load_image
 
-        if isinstance(self.split, FileSplit):
-            image = fit_square(load_image(self.split.paths[i]), self.size)
-        else:
-            image = self.split.decode(i)
+        try:
+            if isinstance(self.split, FileSplit):
+                image = fit_square(load_image(self.split.paths[i]), self.size)
+            else:
+                image = self.split.decode(i)
+        except DataError as err:  # handed to the main process as a message, not a traceback
+            return None, str(err)
         return image, int(self.split.labels[i])
 
 
-def _collate(items: list[tuple[torch.Tensor, int]]) -> Batch:
+class _Unreadable(list):
+    """What a worker returns for a batch with unreadable images: their messages."""
+
+
+def _collate(items: list[tuple[torch.Tensor | None, int | str]]) -> Batch | _Unreadable:
+    errors = [str(y) for x, y in items if x is None]
+    if errors:
+        return _Unreadable(errors)
     return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
 
 
@@ -89,7 +99,12 @@ class Fetcher:
             num_workers=workers, collate_fn=_collate, pin_memory=self.device.type == "cuda",
             worker_init_fn=_worker_init if workers else None,
             prefetch_factor=4 if workers else None)
-        yield from loader
+        for batch in loader:
+            if isinstance(batch, _Unreadable):
+                more = f" (and {len(batch) - 1} more in this batch)" if len(batch) > 1 else ""
+                raise DataError(f"{batch[0]}{more}; or run `alexnet prepare` on the folder once "
+                                "and train on its output")
+            yield batch
 
     def _cuda_batches(self, index_lists: list[torch.Tensor]) -> Iterator[Batch]:
         """Bytes read by a thread one batch ahead; nvjpeg decodes a whole batch at once."""
@@ -192,7 +207,8 @@ class DataBundle:
     def eval_loader(self, views: str = "center", split: str = "val",
                     batch_size: int | None = None, limit: int | None = None) -> EvalLoader:
         """Evaluation batches of the val split (or the train split, e.g. for features);
-        `limit`: only the split's first `limit` images."""
+        `limit`: only the first `limit` images of this process's share (the whole split when
+        there is one process, as in `alexnet eval` and `report`)."""
         base = self.val if split == "val" else None
         if split == "train":
             base = EvalLoader(self.train.fetcher, self.train.labels, self.val.pipeline,

@@ -30,6 +30,9 @@ CHUNK = 64  # images per task sent to a worker process
 
 
 def _init_worker() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     torch.set_num_threads(1)
 
 
@@ -61,18 +64,38 @@ def prepare(src: str | Path, dest: str | Path, *, size: int = 256, quality: int 
     src, dest = Path(src).resolve(), Path(dest)
     if not 1 <= quality <= 100:
         raise DataError(f"--quality must be in 1..100, got {quality}")
+    if size < 1:
+        raise DataError(f"--size must be a positive number of pixels, got {size}")
+    if not 0 < val_fraction < 1:
+        raise DataError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
     if is_packed(dest):
         meta = read_meta(dest)
-        if (meta.get("source"), meta.get("size"), meta.get("quality")) == (str(src), size,
-                                                                             quality):
+        asked = {"source": str(src), "size": size, "quality": quality,
+                 "val_fraction": val_fraction}
+        if all(meta.get(k, v) == v for k, v in asked.items()):
             return {**meta, "already": True}
         raise DataError(f"{dest} already holds a prepared dataset of {meta.get('source')} "
-                        f"(size {meta.get('size')}, quality {meta.get('quality')}); choose "
-                        "another DEST or delete it")
+                        f"(size {meta.get('size')}, quality {meta.get('quality')}, val fraction "
+                        f"{meta.get('val_fraction')}); choose another DEST or delete it")
     if is_packed(src):
         raise DataError(f"{src} is already a prepared dataset; train on it directly")
     source = image_tree(src, val_fraction)
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot create the output folder {dest}: {err}; choose another "
+                        "DEST") from err
+    try:
+        return _write(source, src, dest, size, quality, workers, val_fraction, progress)
+    except BaseException:  # failed or interrupted: leave no half-written files behind
+        for partial in dest.glob("*.partial"):
+            partial.unlink(missing_ok=True)
+        raise
+
+
+def _write(source: Any, src: Path, dest: Path, size: int, quality: int, workers: int | None,
+           val_fraction: float, progress: bool) -> dict[str, Any]:
+    """The body of `prepare`: every file under a `.partial` name, renamed at the end."""
     workers = (os.cpu_count() or 1) if workers is None else max(0, int(workers))
     partials: list[tuple[Path, Path]] = []  # (partial, final)
     skipped: list[tuple[str, str]] = []
@@ -119,8 +142,9 @@ def prepare(src: str | Path, dest: str | Path, *, size: int = 256, quality: int 
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     if counts.get("train", 0) == 0:
-        raise DataError(f"no readable training image in {src} ({len(skipped)} skipped); see "
-                        "the files listed above")
+        reasons = "; ".join(f"{p}: {r}" for p, r in skipped[:3])
+        raise DataError(f"no readable training image in {src} ({len(skipped)} skipped, e.g. "
+                        f"{reasons})")
     tmp = dest / "stats.pt.partial"
     torch.save(stats.finish(), tmp)
     partials.append((tmp, dest / "stats.pt"))
@@ -130,6 +154,7 @@ def prepare(src: str | Path, dest: str | Path, *, size: int = 256, quality: int 
     for partial, final in partials:
         partial.replace(final)
     meta = {"format": FORMAT, "source": str(src), "size": size, "quality": quality,
+            "val_fraction": val_fraction,
             "classes": source.classes, "folders": source.info["folders"], "counts": counts,
             "skipped": len(skipped), "val_held_out": source.info["val_held_out"],
             "created": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -82,7 +82,8 @@ def load_image(path: str | Path) -> torch.Tensor:
                 top = 65535.0 if a.max(initial=0) > 255 else 255.0
                 img = Image.fromarray((a * 255.0 / top).clip(0, 255).astype(np.uint8), "L")
             rgb = np.asarray(img.convert("RGB"))  # (H, W, 3)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, MemoryError,
+            Image.DecompressionBombError) as err:  # the bomb error is not an OSError
         raise DataError(f"cannot read image {path}: {err}; remove or replace the file "
                         "(`alexnet prepare` skips such files and lists them)") from err
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
@@ -268,6 +269,10 @@ def image_tree(path: str | Path, val_fraction: float = 0.1) -> Source:
     paths, labels = _class_items(base, folders)
     if not paths:
         raise DataError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {base}")
+    empty = [f for i, f in enumerate(folders) if i not in set(labels)]
+    if empty:  # each folder is one of the model's classes: an empty one could never be learnt
+        raise DataError(f"class folder(s) {', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}"
+                        f" under {base} hold no image files; add images or remove the folder(s)")
     val_dir = next((root / n for n in ("val", "validation") if (root / n).is_dir()), None)
     if base is root or val_dir is None:
         (paths, labels), (vpaths, vlabels) = _hold_out(paths, labels, val_fraction)

@@ -78,16 +78,27 @@ def resize_mean(mean: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class _Fitted(torch.utils.data.Dataset):
+    """File i fitted to size×size as uint8 (3, size, size); None when it cannot be read (the
+    statistics use the readable files; training names the unreadable one when it meets it)."""
+
     def __init__(self, paths: list[str], size: int) -> None:
         self.paths, self.size = paths, size
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> torch.Tensor | None:
         from alexnet.data.sources import load_image
 
-        return fit_square(load_image(self.paths[i]), self.size)
+        try:
+            return fit_square(load_image(self.paths[i]), self.size)
+        except DataError:
+            return None
+
+
+def _stack_readable(items: list[torch.Tensor | None]) -> torch.Tensor | None:
+    readable = [x for x in items if x is not None]
+    return torch.stack(readable) if readable else None
 
 
 def tree_stats(paths: list[str], size: int, max_images: int, cache_dir: str | Path,
@@ -105,11 +116,16 @@ def tree_stats(paths: list[str], size: int, max_images: int, cache_dir: str | Pa
         except (OSError, RuntimeError):
             pass  # recompute
     loader = torch.utils.data.DataLoader(_Fitted(chosen, size), batch_size=64,
-                                         num_workers=workers if len(chosen) > 256 else 0)
+                                         num_workers=workers if len(chosen) > 256 else 0,
+                                         collate_fn=_stack_readable)
     acc = StatsAccumulator()
     for batch in tqdm(loader, desc="mean image and RGB PCA", unit="batch",
                       disable=len(chosen) < 1024):
-        acc.add(batch)
+        if batch is not None:
+            acc.add(batch)
+    if acc.n == 0:
+        raise DataError(f"none of the {len(chosen)} training images sampled for the mean "
+                        f"image could be read (e.g. {chosen[0]}); check the folder")
     stats = acc.finish()
     if not cacheable:
         return stats
