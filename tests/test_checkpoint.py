@@ -51,11 +51,25 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 def test_wrong_files_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
-    with pytest.raises(CheckpointError, match="without last.pt"):
+    with pytest.raises(CheckpointError, match="without best.pt or last.pt"):
         load_checkpoint(tmp_path)
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not an alexnet checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "text.pt").write_text("epoch 3, loss 0.5\n")
+    for name in ("empty.pt", "text.pt"):
+        with pytest.raises(CheckpointError, match="truncated, corrupt or not a PyTorch file"):
+            load_checkpoint(tmp_path / name)
+
+
+def test_a_run_folder_means_its_best_checkpoint(tmp_path: Path) -> None:
+    from alexnet.train.checkpoint import resolve_checkpoint_path
+
+    save_checkpoint(model_state("paper", 10), tmp_path / "last.pt")
+    assert resolve_checkpoint_path(tmp_path) == tmp_path / "last.pt"
+    save_checkpoint(model_state("paper", 10), tmp_path / "best.pt")
+    assert resolve_checkpoint_path(tmp_path) == tmp_path / "best.pt"
 
 
 def test_model_and_class_mismatch_name_both(tmp_path: Path) -> None:
@@ -66,5 +80,6 @@ def test_model_and_class_mismatch_name_both(tmp_path: Path) -> None:
         load_model(path, expect_num_classes=1000)
     state = model_state("paper", 10)
     state["model"]["state_dict"]["classifier.fc8.weight"] = torch.zeros(5, 4096)
-    with pytest.raises(CheckpointError, match="weights do not fit"):
+    with pytest.raises(CheckpointError, match="weights do not fit.*size mismatch for "
+                                              "classifier.fc8.weight"):
         load_model(state)

@@ -47,7 +47,8 @@ def fake_preprocess(images: list[torch.Tensor], normalization: Any, preprocess: 
 class FakeBundle(SimpleNamespace):
     """`eval_loader(views)` over in-memory uint8 images; `train` = the same images, centre."""
 
-    def eval_loader(self, views: str = "center", limit: int | None = None):
+    def eval_loader(self, views: str = "center", split: str = "val",
+                    limit: int | None = None):
         n = len(self.images) if limit is None else limit
         x = fake_preprocess(list(self.images[:n]), None, self.preprocess, views)
         return [(x[i:i + self.batch], self.labels[:n][i:i + self.batch])

@@ -96,3 +96,10 @@ def test_features_then_neighbors_finds_the_query_itself(tmp_path, monkeypatch, c
     assert main(["neighbors", str(tmp_path / "f2.pt"), str(query), "-k", "3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["queries"][0]["neighbors"][0]["index"] == 6
+    other = write_checkpoint(tmp_path / "other.pt", seed=1)  # same model, other weights
+    assert main(["neighbors", str(tmp_path / "f2.pt"), str(query), "--checkpoint",
+                 str(other)]) == 2
+    assert "whose weights differ" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: "-k: expected a number >= 1"
+        main(["neighbors", str(tmp_path / "f2.pt"), str(query), "-k", "0"])
+    assert "expected a number >= 1" in capsys.readouterr().err

@@ -109,3 +109,12 @@ def test_torchvision_weights_from_the_cache_answer_with_ilsvrc_names(monkeypatch
     assert r["predictions"][0]["prob"] == pytest.approx(want.values[0].item(), rel=1e-4)
     names = AlexNet_Weights.IMAGENET1K_V1.meta["categories"]
     assert [p["name"] for p in r["predictions"]] == [names[i] for i in want.indices.tolist()]
+
+
+def test_an_output_path_under_a_file_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    ckpt = write_checkpoint(tmp_path / "m.pt")
+    out = tmp_path / "afile" / "m.onnx"
+    assert main(["export", str(ckpt), "--format", "torchscript", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot use") and "afile" in err and "Traceback" not in err

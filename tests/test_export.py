@@ -87,6 +87,20 @@ def test_export_detects_a_wrong_file(ckpt, tmp_path, monkeypatch):
         export_checkpoint(ckpt, "safetensors", tmp_path / "bad.safetensors")
 
 
+def test_export_refuses_nan_outputs_and_removes_the_file(ckpt, tmp_path, monkeypatch):
+    import alexnet.evaluation.export as export
+
+    pytest.importorskip("safetensors")
+    monkeypatch.setattr(export, "load_safetensors",
+                        lambda path: (lambda x: torch.full((x.shape[0], 3), float("nan"))))
+    out = tmp_path / "nan.safetensors"
+    with pytest.raises(AlexNetError, match="differs from the PyTorch model.*nan"):
+        export_checkpoint(ckpt, "safetensors", out)
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="is the checkpoint itself"):
+        export_checkpoint(ckpt, "safetensors", ckpt)
+
+
 def test_cli_export(ckpt, tmp_path, capsys):
     pytest.importorskip("safetensors")
     assert main(["export", str(ckpt), "--format", "safetensors", "--out",

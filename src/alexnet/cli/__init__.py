@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     except AlexNetError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. an output path under a file, a full disk, no permission
+        where = f"cannot use {err.filename}: " if getattr(err, "filename", None) else ""
+        print(f"error: {where}{err.strerror or err}; check the path and try again",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

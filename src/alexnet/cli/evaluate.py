@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help=".pt file or run folder")
     p.add_argument("--data", help="data source (default: the checkpoint's own)")
     p.add_argument("--views", choices=("center", "ten"), default="center")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=_positive, default=128)
     p.add_argument("--per-class", action="store_true", help="per-class top-1 accuracy")
     p.add_argument("--confusion", action="store_true", help="the confusion matrix")
     p.add_argument("--confusion-png", metavar="FILE", help="draw the confusion matrix to FILE")
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="checkpoint or run folder; with --weights torchvision: the model name "
                         "(owt)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--topk", type=_positive, default=5)
     p.add_argument("--views", choices=("center", "ten"), default="center")
     p.add_argument("--weights", choices=("torchvision",),
                    help="use torchvision's pretrained ImageNet weights (model owt)")
@@ -50,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="data source (default: the checkpoint's own)")
     p.add_argument("--split", choices=("train", "val"), default="train")
     p.add_argument("--out", required=True, help="output file (.pt)")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=_positive, default=128)
     p.set_defaults(func=_features)
 
     p = subparsers.add_parser(
@@ -59,10 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Euclidean distance of the 4096-d features (§6.1), drawn as Fig. 4 right.")
     p.add_argument("features", metavar="FEATURES", help="file made by `alexnet features`")
     p.add_argument("queries", nargs="+", metavar="IMAGE")
-    p.add_argument("-k", type=int, default=6, help="neighbours per query (Fig. 4: 6)")
+    p.add_argument("-k", type=_positive, default=6, help="neighbours per query (Fig. 4: 6)")
     p.add_argument("--checkpoint", help="default: the one the features were made with")
     p.add_argument("--figure", metavar="FILE", help="draw the neighbours to FILE (.png)")
-    p.add_argument("--chunk-size", type=int, default=65536, help="stored vectors per chunk")
+    p.add_argument("--chunk-size", type=_positive, default=65536, help="stored vectors per chunk")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_neighbors)
 
@@ -78,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", default="auto", type=_limit, metavar="N|all",
                    help="evaluate only the first N images of the split (default: all, but "
                         "2,000 for ten views of a run trained in QUICK mode)")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=_positive, default=128)
     p.set_defaults(func=_report)
 
     p = subparsers.add_parser(
@@ -126,6 +127,8 @@ def _predict(args: argparse.Namespace) -> int:
         predictor = torchvision_predictor(device=args.device, views=args.views)
     else:
         predictor = checkpoint_predictor(args.checkpoint, views=args.views, device=args.device)
+    if predictor.note:
+        print(f"note: {predictor.note}", file=sys.stderr)
     results = predict_files(predictor, args.images, topk=args.topk)
     if args.figure:
         _predictions_png(results, args.figure)
@@ -175,18 +178,22 @@ def _neighbors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    """A whole number >= 1 (batch sizes, k, chunk sizes, top-k)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
 def _limit(text: str) -> int | str | None:
     """--limit: a positive number of images, `all`, or `auto`."""
     if text in ("all", "auto"):
         return None if text == "all" else "auto"
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of images or 'all', got {text!r}") from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of images, got {value}")
-    return value
+    return _positive(text)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -77,3 +77,12 @@ def eval_batches(bundle: Any, views: str, limit: int | None = None) -> Any:
         raise AlexNetError(f"limit must be a positive number of images, got {limit}")
     return bundle.eval_loader(views=views) if limit is None else \
         bundle.eval_loader(views=views, limit=limit)
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of the first 1024 values of every parameter: tells two models' weights
+    apart (e.g. a features file and the checkpoint its queries go through)."""
+    import hashlib
+
+    sample = torch.cat([p.detach().flatten()[:1024].float().cpu() for p in model.parameters()])
+    return hashlib.sha1(sample.numpy().tobytes()).hexdigest()[:16]

@@ -5,7 +5,6 @@ distance between those vectors (Fig. 4, right), chunked so that a million stored
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -109,44 +108,10 @@ def nearest_neighbors(queries: torch.Tensor, base: torch.Tensor, k: int = 6, *,
 
 
 def feature_batches(bundle: Any, split: str) -> Iterable[Any]:
-    """Deterministic, unaugmented centre-view batches of a split of `bundle`, in a fixed order.
-
-    `val`: `bundle.eval_loader(views="center")`. `train`: `bundle.eval_loader(views="center",
-    split="train")` when the data part offers it; else the training loader of epoch 0 (built
-    by `features_data_mapping` with flips and colour noise off, so its crops are fixed by the seed).
-    """
-    if split == "val":
-        return bundle.eval_loader(views="center")
-    if split != "train":
+    """Unaugmented centre-view batches of the `train` or `val` split of `bundle`, in order."""
+    if split not in ("train", "val"):
         raise AlexNetError(f"split must be 'train' or 'val', got {split!r}")
-    if "split" in inspect.signature(bundle.eval_loader).parameters:
-        return bundle.eval_loader(views="center", split="train")
-    train = bundle.train
-    return _Epoch0(train)
-
-
-class _Epoch0:
-    """The training loader's epoch 0 (a pure function of the seed), as a re-iterable."""
-
-    def __init__(self, train: Any) -> None:
-        self.train = train
-
-    def __len__(self) -> int:
-        return len(self.train)
-
-    def __iter__(self):
-        if hasattr(self.train, "iterate"):
-            return iter(self.train.iterate(0))
-        return iter(self.train)
-
-
-def features_data_mapping(mapping: dict[str, Any], split: str) -> dict[str, Any]:
-    """For the training split without an unaugmented loader: flips and colour noise off."""
-    out = dict(mapping)
-    if split == "train":
-        out["flip"] = False
-        out["lighting"] = 0.0
-    return out
+    return bundle.eval_loader(views="center", split=split)
 
 
 def gather_images(batches: Iterable[Any], indices: torch.Tensor,

@@ -32,6 +32,7 @@ class Predictor:
     transform: Transform
     device: torch.device
     source: str
+    note: str = ""  # something the user should know about these predictions
 
     @torch.no_grad()
     def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
@@ -61,8 +62,13 @@ def checkpoint_predictor(checkpoint: str, *, views: str = "center",
     def transform(images: list[torch.Tensor]) -> torch.Tensor:
         return prep(images, normalization, preprocess, views)
 
+    note = ""
+    if views == "ten" and preprocess.get("crop") is None:
+        note = ("this model trained on whole images (no data.crop): its ten views are five "
+                "copies and five mirror images it never saw in training; --views center is "
+                "the fair test")
     return Predictor(model.to(dev), class_names(state, model.num_classes), transform, dev,
-                     str(checkpoint))
+                     str(checkpoint), note)
 
 
 def torchvision_predictor(*, device: str | torch.device | None = "auto",

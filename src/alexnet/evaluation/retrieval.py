@@ -9,16 +9,17 @@ from typing import Any
 
 import torch
 
+from alexnet.errors import DataError
 from alexnet.evaluation.checkpoints import (
     DataBuilder,
     class_names,
     data_mapping,
     default_data_builder,
+    weights_fingerprint,
 )
 from alexnet.evaluation.features import (
     extract_features,
     feature_batches,
-    features_data_mapping,
     gather_images,
     load_features,
     nearest_neighbors,
@@ -37,14 +38,15 @@ def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
                   ) -> dict[str, Any]:
     """Features (N, 4096, float16) of a split of `data` (default: the checkpoint's source)."""
     state = load_checkpoint(checkpoint)
-    mapping = features_data_mapping(data_mapping(state, data), split)
+    mapping = data_mapping(state, data)
     dev = resolve_device(device)
     bundle = (build_data or default_data_builder)(mapping, batch_size=batch_size, device=dev,
                                                   seed=0)
     model, _ = load_model(state, expect_num_classes=bundle.num_classes)
     feats, targets = extract_features(model, feature_batches(bundle, split), device=dev,
                                       progress=progress)
-    meta = {"checkpoint": str(checkpoint), "data": mapping, "split": split,
+    meta = {"checkpoint": str(checkpoint), "model": dict(model.config),
+            "weights": weights_fingerprint(model), "data": mapping, "split": split,
             "batch_size": batch_size, "seed": 0,
             "classes": class_names({"classes": list(bundle.classes)}, bundle.num_classes)}
     path = save_features(out, feats, targets, meta)
@@ -66,6 +68,12 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
     meta = store["meta"]
     ckpt = checkpoint or meta["checkpoint"]
     predictor = checkpoint_predictor(ckpt, device=device, preprocess_images=preprocess_images)
+    if meta.get("weights") not in (None, weights_fingerprint(predictor.model)):
+        raise DataError(f"{features_file} was made with {meta['checkpoint']} (model "
+                        f"{meta.get('model', {}).get('name', '?')}), but the queries would go "
+                        f"through {ckpt}, whose weights differ: distances between the two "
+                        "mean nothing. Drop --checkpoint, or make the features again with "
+                        f"`alexnet features {ckpt} --out FILE`")
     load = load_image or data_functions()[0]
     images = [load(str(q)) for q in queries]  # DataError names a bad file
     with torch.no_grad():
@@ -92,5 +100,7 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
         query_pics = images  # the query files as they are, uint8 (3, H, W)
         result["figure"] = str(neighbors_figure(query_pics, pics, figure, distances=dist,
                                                 labels=labels,
-                                                query_labels=[Path(f).name for f in queries]))
+                                                query_labels=[Path(f).name for f in queries],
+                                                split={"train": "training", "val": "validation"}
+                                                .get(meta["split"], str(meta["split"]))))
     return result

@@ -43,5 +43,7 @@ def predictions_figure(images: Sequence[torch.Tensor] | torch.Tensor, probs: tor
         bars.set_yticks(y, labels, fontsize=7)
         bars.set_xlim(0, 1)
         bars.tick_params(axis="x", labelsize=6)
-    fig.suptitle("top-5 predictions (Fig. 4, left); red = correct label", fontsize=10)
+    known = true_names is not None and any(t is not None for t in true_names)
+    fig.suptitle(f"top-{k} predictions (Fig. 4, left)" + ("; red = correct label" if known
+                                                           else ""), fontsize=10)
     return save(fig, path)

@@ -158,12 +158,11 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir} is not a run folder; pass the folder `alexnet train` "
                               "wrote (config.yaml, metrics.jsonl, last.pt)")
-    out = Path(out_dir) if out_dir else run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = (run_dir / "best.pt") if (run_dir / "best.pt").is_file() else \
-        resolve_checkpoint_path(run_dir)
+    ckpt_path = resolve_checkpoint_path(run_dir)  # best.pt, else last.pt
     state = load_checkpoint(ckpt_path)
     model, _ = load_model(state)
+    out = Path(out_dir) if out_dir else run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
     config_text = ((run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file()
                    else yaml.safe_dump(state.get("config", {}), sort_keys=False))
     metrics_path = run_dir / "metrics.jsonl"
@@ -249,6 +248,7 @@ def _cells(row: tuple[str, tuple | None, tuple | None]) -> list[str]:
     return [name, _pct(c[0]), _pct(c[1]), _pct(t[0]), _pct(t[1])]
 
 
+REFS_HEADING = "Published numbers for this setting (the paper's, or the closest reference)"
 HEAD = ["setting", "centre top-1", "centre top-5", "ten-view top-1", "ten-view top-5"]
 
 
@@ -288,7 +288,7 @@ def _html(ctx: dict[str, Any]) -> str:
             f"</title><style>{STYLE}</style></head><body><h1>{esc(ctx['title'])}</h1>"
             f"<p>Model: {esc(ctx['model'])}</p><p class=\"status\">{esc(ctx['status'])}</p>"
             f"<h2>Final errors</h2>{_html_table(ctx['rows'])}"
-            f"<h2>The paper's numbers for this setting</h2>{refs}"
+            f"<h2>{REFS_HEADING}</h2>{refs}"
             f"<p>Learning-rate changes: {esc(lr)}</p>"
             f"<h2>Figures</h2>{figs}"
             f"<h2>Resolved config</h2><pre>{esc(ctx['config'])}</pre></body></html>\n")
@@ -302,6 +302,6 @@ def _markdown(ctx: dict[str, Any], out: Path) -> str:
                        for name, path in ctx["figures"].items())
     return (f"# {ctx['title']}\n\nModel: {ctx['model']}\n\n> {ctx['status']}\n\n"
             f"## Final errors\n\n{_md_table(ctx['rows'])}\n\n"
-            f"## The paper's numbers for this setting\n\n{refs}\n\n"
+            f"## {REFS_HEADING}\n\n{refs}\n\n"
             f"Learning-rate changes: {lr}\n\n## Figures\n\n{figs}\n\n"
             f"## Resolved config\n\n```yaml\n{ctx['config'].rstrip()}\n```\n")

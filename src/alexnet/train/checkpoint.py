@@ -7,9 +7,7 @@ A checkpoint is a plain dict (see docs/ARCHITECTURE.md) that loads with
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +48,15 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder (its `last.pt`, else `best.pt`)."""
+    """A checkpoint file, or a run folder: its `best.pt` (best validation error), else
+    `last.pt`. (Resuming reads `last.pt` by name.)"""
     path = Path(path)
     if path.is_dir():
-        for name in ("last.pt", "best.pt"):
+        for name in ("best.pt", "last.pt"):
             if (path / name).is_file():
                 return path / name
-        raise CheckpointError(f"{path} is a folder without last.pt or best.pt; "
-                              "pass a run folder made by `alexnet train` or a .pt file")
+        raise CheckpointError(f"{path} is a folder without best.pt or last.pt; "
+                              "pass a run folder made by `alexnet train`")
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     return path
@@ -69,11 +68,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = resolve_checkpoint_path(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as err:
+    except Exception as err:  # truncated, empty, text, foreign pickle: all one answer
         size = path.stat().st_size if path.exists() else 0
+        reason = str(err).splitlines()[0] if str(err) else "no details"
         raise CheckpointError(
             f"{path} ({size:,} bytes) could not be read as a checkpoint: it is truncated, "
-            f"corrupt or not a PyTorch file ({type(err).__name__}: {str(err).splitlines()[0]})"
+            f"corrupt or not a PyTorch file ({type(err).__name__}: {reason})"
         ) from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
