@@ -68,6 +68,18 @@ def data_functions() -> tuple[Callable[..., torch.Tensor], Callable[..., torch.T
     return load_image, preprocess_images
 
 
+# §4.1's ten views are crops and their mirrors. A model trained on whole images (no data.crop,
+# hence no random crops or flips) would see five copies of each image and five mirrors.
+UNCROPPED_TEN_VIEWS = ("this model trained on whole images (no data.crop): its ten views are "
+                       "five copies of each image and five mirror images it never saw in "
+                       "training (§4.1's views are crops); centre views are the fair test")
+
+
+def ten_views_unfair(preprocess: dict[str, Any] | None) -> bool:
+    """True when a model with this saved/bundle `preprocess` trained without crops."""
+    return (preprocess or {}).get("crop", 0) is None
+
+
 def eval_batches(bundle: Any, views: str, limit: int | None = None) -> Any:
     """The bundle's evaluation loader for `views` ("center" or "ten"); `limit`: only the first
     `limit` images of the split."""

@@ -15,7 +15,13 @@ import torch
 from torch import nn
 
 from alexnet.errors import AlexNetError, CheckpointError
-from alexnet.evaluation.checkpoints import class_names, data_functions, imagenet_names
+from alexnet.evaluation.checkpoints import (
+    UNCROPPED_TEN_VIEWS,
+    class_names,
+    data_functions,
+    imagenet_names,
+    ten_views_unfair,
+)
 from alexnet.evaluation.infer import average_views, resolve_device
 from alexnet.train.checkpoint import load_checkpoint, load_model
 
@@ -62,11 +68,7 @@ def checkpoint_predictor(checkpoint: str, *, views: str = "center",
     def transform(images: list[torch.Tensor]) -> torch.Tensor:
         return prep(images, normalization, preprocess, views)
 
-    note = ""
-    if views == "ten" and preprocess.get("crop") is None:
-        note = ("this model trained on whole images (no data.crop): its ten views are five "
-                "copies and five mirror images it never saw in training; --views center is "
-                "the fair test")
+    note = UNCROPPED_TEN_VIEWS if views == "ten" and ten_views_unfair(preprocess) else ""
     return Predictor(model.to(dev), class_names(state, model.num_classes), transform, dev,
                      str(checkpoint), note)
 

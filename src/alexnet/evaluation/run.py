@@ -10,11 +10,13 @@ import torch
 
 from alexnet.errors import CheckpointError
 from alexnet.evaluation.checkpoints import (
+    UNCROPPED_TEN_VIEWS,
     DataBuilder,
     class_names,
     data_mapping,
     default_data_builder,
     eval_batches,
+    ten_views_unfair,
 )
 from alexnet.evaluation.infer import (
     average_views,
@@ -55,10 +57,8 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
     for members in groups.values():
         mapping = data_mapping(states[members[0]], data)
         bundle = build(mapping, batch_size=batch_size, device=dev, seed=0)
-        if views == "ten" and (getattr(bundle, "preprocess", None) or {}).get("crop", 0) is None:
-            notes.append("these checkpoints trained on whole images (no data.crop): their ten "
-                         "views are five copies of each image and five mirrors never seen in "
-                         "training (§4.1's views are crops); --views center is the fair test")
+        if views == "ten" and ten_views_unfair(getattr(bundle, "preprocess", None)):
+            notes.append(UNCROPPED_TEN_VIEWS)
         models = [load_model(states[i], expect_num_classes=bundle.num_classes)[0]
                   for i in members]
         where = [str(checkpoints[i]) for i in members]

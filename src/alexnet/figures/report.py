@@ -19,11 +19,13 @@ import yaml
 
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import (
+    UNCROPPED_TEN_VIEWS,
     DataBuilder,
     class_names,
     data_mapping,
     default_data_builder,
     eval_batches,
+    ten_views_unfair,
 )
 from alexnet.evaluation.features import _display
 from alexnet.evaluation.infer import (
@@ -108,13 +110,9 @@ def evaluate_for_report(state: dict[str, Any], data: str | None, *, batch_size: 
     names = class_names({"classes": list(bundle.classes)}, bundle.num_classes)
     ev = Evaluation(True, source=str(mapping.get("source")), classes=names)
     probs_for_cm = None
-    if "ten" in views and (getattr(bundle, "preprocess", None) or {}).get("crop", 0) is None:
-        # §4.1's ten views are crops and their mirrors; a run trained on whole images without
-        # crops or flips would see five copies of each image and five mirrors it never saw.
+    if "ten" in views and ten_views_unfair(getattr(bundle, "preprocess", None)):
         views = [v for v in views if v != "ten"]
-        ev.note = ("Ten-view testing left out: this run trained on whole images (no data.crop, "
-                   "so no random crops or flips), where §4.1's ten views would be five copies "
-                   "of the image and five mirror images the network never saw.")
+        ev.note = f"Ten-view testing left out: {UNCROPPED_TEN_VIEWS}."
     if limit == "auto":  # ten views of a QUICK run: a subset keeps the report about a minute
         quick = (state.get("config") or {}).get("quick")
         limit = QUICK_LIMIT if quick and "ten" in views else None
