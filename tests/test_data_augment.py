@@ -8,12 +8,13 @@ import torchvision.transforms.functional as TF
 
 from alexnet.data.augment import (
     batch_crop,
-    batch_flip,
     batch_generator,
     center_crop,
     crop_offsets,
     fit_square,
     flip_flags,
+    lighting_alphas,
+    normalize,
     pca_lighting,
     ten_views,
     to_channels,
@@ -49,12 +50,20 @@ def test_crop_offsets_cover_the_valid_range_and_chunks_share_one():
     assert flips[:32].all() or not flips[:32].any()
 
 
-def test_batch_flip_mirrors_only_the_flagged_images():
-    x = _images()
+def test_batch_crop_mirrors_only_the_flagged_images():
+    x = _images(h=40, w=36)
     flags = torch.tensor([True, False, True, False, False, True])
-    out = batch_flip(x, flags)
+    zero = torch.zeros(len(x), dtype=torch.int64)
+    whole = batch_crop(x[..., :36, :], zero, zero, 36, flags)  # flips alone
+    tops, lefts = torch.tensor([0, 3, 16, 7, 1, 9]), torch.tensor([12, 0, 5, 12, 2, 8])
+    both = batch_crop(x, tops, lefts, 24, flags)  # crop and flip in one gather
     for i in range(len(x)):
-        assert torch.equal(out[i], TF.hflip(x[i]) if flags[i] else x[i])
+        square = x[i, :, :36, :]
+        assert torch.equal(whole[i], TF.hflip(square) if flags[i] else square)
+        patch = TF.crop(x[i], int(tops[i]), int(lefts[i]), 24, 24)
+        assert torch.equal(both[i], TF.hflip(patch) if flags[i] else patch)
+    same = batch_crop(x, zero + 2, zero + 3, 24, torch.ones(len(x), dtype=torch.bool))
+    assert torch.equal(same, TF.hflip(x[..., 2:26, 3:27]))  # one window, all flipped: a slice
 
 
 @pytest.mark.parametrize("size", [(33, 33), (41, 38)])
@@ -115,6 +124,26 @@ def test_pipeline_same_key_same_batch_and_lighting_switch():
     shift = (a - off).flatten(2)  # lighting: one RGB shift per image, the only difference
     assert shift.abs().max() > 0
     assert torch.allclose(shift, shift[:, :, :1].expand_as(shift), atol=1e-4)
+
+
+def test_training_batch_equals_normalise_then_crop_and_flip():
+    """Cropping before normalising must give §2's order's numbers: the mean image is cut with
+    the image's own window and mirrored with it."""
+    x = _images(b=8, h=40, w=44).to(torch.uint8)
+    mean = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(5)) * 255
+    p = _pipeline(mean=mean)
+    out = p.train(x, batch_generator(0, 1, 2, 0))
+    gen = batch_generator(0, 1, 2, 0)  # the same draws, in the same order
+    tops, lefts = crop_offsets(gen, 8, 32, 24)
+    flips = flip_flags(gen, 8)
+    alphas = lighting_alphas(gen, 8, 0.1)
+    full = normalize(pca_lighting(fit_square(x.float(), 32), alphas, p.eigval, p.eigvec),
+                     mean, p.std)  # (8, 3, 32, 32), §2's order
+    want = torch.stack([TF.hflip(TF.crop(full[i], int(tops[i]), int(lefts[i]), 24, 24))
+                        if flips[i] else TF.crop(full[i], int(tops[i]), int(lefts[i]), 24, 24)
+                        for i in range(8)])
+    assert flips.any() and not flips.all()
+    assert torch.allclose(out, want, atol=1e-4)
 
 
 def test_pipeline_without_randomness_is_normalised_centre():

@@ -86,23 +86,23 @@ def flip_flags(gen: torch.Generator, n: int, chunk: int = 1) -> torch.Tensor:
     return (torch.rand(m, generator=gen) < 0.5).repeat_interleave(chunk)[:n]
 
 
-def batch_crop(x: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor,
-               crop: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, crop, crop): image i's patch starts at (tops[i], lefts[i])."""
-    if bool((tops == tops[0]).all() and (lefts == lefts[0]).all()):
+def batch_crop(x: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor, crop: int,
+               flips: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, crop, crop): image i's patch starts at (tops[i], lefts[i]), and is
+    mirrored left-right where `flips` (B,) is True: crop and flip in one gather. `tops`,
+    `lefts` and `flips` live on the CPU (drawn there), so no device sync is needed."""
+    flips = torch.zeros(len(tops), dtype=torch.bool) if flips is None else flips.cpu()
+    if bool((tops == tops[0]).all() and (lefts == lefts[0]).all() and (flips == flips[0]).all()):
         t, l = int(tops[0]), int(lefts[0])  # one window for all (e.g. one chunk): a slice
-        return x[..., t:t + crop, l:l + crop]
-    ar = torch.arange(crop, device=x.device)
-    rows = (tops.to(x.device)[:, None] + ar)[:, None, :, None]  # (B, 1, crop, 1)
-    cols = (lefts.to(x.device)[:, None] + ar)[:, None, None, :]  # (B, 1, 1, crop)
+        out = x[..., t:t + crop, l:l + crop]
+        return out.flip(-1) if bool(flips[0]) else out
+    ar = torch.arange(crop)
+    cols = torch.where(flips[:, None], crop - 1 - ar, ar)  # (B, crop): reversed when flipped
+    rows = (tops[:, None] + ar).to(x.device)[:, None, :, None]  # (B, 1, crop, 1)
+    cols = (lefts[:, None] + cols).to(x.device)[:, None, None, :]  # (B, 1, 1, crop)
     b = torch.arange(x.shape[0], device=x.device)[:, None, None, None]
     c = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     return x[b, c, rows, cols]
-
-
-def batch_flip(x: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
-    """Mirror (B, C, H, W) left-right where flags (B,) is True."""
-    return torch.where(flags.to(x.device)[:, None, None, None], x.flip(-1), x)
 
 
 def five_views(x: torch.Tensor, crop: int) -> torch.Tensor:
