@@ -14,7 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from alexnet.errors import AlexNetError, DataError
-from alexnet.evaluation.infer import resolve_device
+from alexnet.evaluation.infer import over_views, resolve_device
 
 FORMAT = "alexnet-features/1"
 
@@ -31,11 +31,9 @@ def extract_features(model: nn.Module, loader: Iterable[Any], *,
     total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
     for x, y in tqdm(loader, total=total, desc="features", unit="batch", disable=not progress,
                      dynamic_ncols=True):
-        x = x.to(dev)
-        if x.dim() == 5:  # (B, V, C, s, s)
-            f = model.embed(x.flatten(0, 1)).unflatten(0, (x.shape[0], -1)).mean(1)
-        else:
-            f = model.embed(x)  # (B, 4096)
+        f = over_views(model.embed, x.to(dev))  # (B, 4096) or (B, V, 4096)
+        if f.dim() == 3:
+            f = f.mean(1)
         feats.append(f.float().cpu().to(dtype))
         targets.append(y.cpu())
     if not feats:

@@ -5,7 +5,7 @@ CNNs"), top-k error, per-class accuracy and the confusion matrix.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -31,6 +31,14 @@ def _autocast(device: torch.device, amp: bool):
 
 
 @torch.no_grad()
+def over_views(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """`fn` on a batch (B, C, s, s) -> (B, ...), or on every view of (B, V, C, s, s) at once
+    -> (B, V, ...)."""
+    if x.dim() != 5:
+        return fn(x)
+    return fn(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+
 def infer_many(models: Sequence[nn.Module], loader: Iterable[Any], *,
                device: str | torch.device | None = None, amp: bool = False,
                progress: bool = True, desc: str = "eval"
@@ -51,12 +59,9 @@ def infer_many(models: Sequence[nn.Module], loader: Iterable[Any], *,
                dynamic_ncols=True)
     for x, y in bar:
         x = x.to(device, non_blocking=True)
-        views = x.shape[1] if x.dim() == 5 else 0
-        flat = x.flatten(0, 1) if views else x  # (B·V, C, s, s)
         with _autocast(device, amp):
             for out, m in zip(outs, models, strict=True):
-                logits = m(flat).float()  # (B·V, classes)
-                out.append((logits.unflatten(0, (-1, views)) if views else logits).cpu())
+                out.append(over_views(m, x).float().cpu())  # (B, classes) or (B, V, classes)
         targets.append(y.cpu())
     bar.close()
     if not targets:

@@ -22,7 +22,7 @@ from alexnet.evaluation.checkpoints import (
     imagenet_names,
     ten_views_unfair,
 )
-from alexnet.evaluation.infer import average_views, resolve_device
+from alexnet.evaluation.infer import average_views, over_views, resolve_device
 from alexnet.train.checkpoint import load_checkpoint, load_model
 
 Transform = Callable[[list[torch.Tensor]], torch.Tensor]  # uint8 (C,H,W) list -> float batch
@@ -43,10 +43,8 @@ class Predictor:
     @torch.no_grad()
     def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Class probabilities (B, classes) of uint8 (C, H, W) images, views averaged."""
-        x = self.transform(images).to(self.device)
-        views = x.shape[1] if x.dim() == 5 else 0
-        logits = self.model(x.flatten(0, 1) if views else x).float()
-        return average_views(logits.unflatten(0, (-1, views)) if views else logits).cpu()
+        x = self.transform(images).to(self.device)  # (B, C, s, s) or (B, V, C, s, s)
+        return average_views(over_views(self.model, x).float()).cpu()
 
 
 def checkpoint_predictor(checkpoint: str, *, views: str = "center",
