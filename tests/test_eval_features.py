@@ -46,6 +46,18 @@ def test_nearest_neighbors_chunked_equals_brute_force(chunk):
     assert dist[0, 0] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_nearest_neighbors_far_from_the_origin_still_find_themselves():
+    """Vectors far from 0 relative to their spacing: the fast expansion |q|² − 2q·b + |b|²
+    cancels catastrophically in float32 unless the vectors are shifted first."""
+    g = torch.Generator().manual_seed(1)
+    base = 300.0 + 0.05 * torch.randn(400, 512, generator=g)
+    queries = base[[7, 123, 399]]
+    dist, idx = nearest_neighbors(queries, base, k=3, chunk_size=64)
+    assert idx[:, 0].tolist() == [7, 123, 399] and dist[:, 0].abs().max() < 1e-4
+    full = torch.cdist(queries.double(), base.double())
+    assert torch.equal(idx, full.topk(3, dim=1, largest=False).indices)
+
+
 def test_nearest_neighbors_edge_cases():
     base = torch.randn(4, 8)
     d, i = nearest_neighbors(base[:1], base, k=10)  # k larger than the set

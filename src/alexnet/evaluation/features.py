@@ -74,8 +74,10 @@ def nearest_neighbors(queries: torch.Tensor, base: torch.Tensor, k: int = 6, *,
     """The `k` rows of `base` (N, D) nearest to each query (Q, D) in Euclidean distance.
 
     Returns (distances (Q, k) ascending, indices (Q, k)). `base` is read `chunk_size` rows at a
-    time (float32 on `device`), so memory is O(Q·chunk + chunk·D), whatever N is. The final
-    distances are recomputed exactly for the k chosen rows.
+    time (float32 on `device`), so memory is O(Q·chunk + chunk·D), whatever N is. Candidates
+    come from the fast expansion |q|² − 2q·b + |b|² on vectors shifted by the queries' mean
+    (distances do not change; rounding does, far less); the best max(4k, k + 16) of them are
+    re-ranked by exact distance.
     """
     n = base.shape[0]
     if n == 0:
@@ -84,24 +86,28 @@ def nearest_neighbors(queries: torch.Tensor, base: torch.Tensor, k: int = 6, *,
         raise AlexNetError(f"query features have {queries.shape[1]} dimensions, the stored ones "
                            f"{base.shape[1]}: they come from different models")
     dev = resolve_device(device)
+    if k < 1:
+        raise AlexNetError(f"k must be at least 1, got {k}")
     k = min(k, n)
-    q = queries.to(dev, torch.float32)  # (Q, D)
+    m = min(max(4 * k, k + 16), n)  # candidates kept for the exact re-ranking
+    q_raw = queries.to(dev, torch.float32)  # (Q, D)
+    shift = q_raw.mean(0, keepdim=True)  # (1, D)
+    q = q_raw - shift
     q2 = (q * q).sum(1, keepdim=True)  # (Q, 1)
     best_d = torch.full((len(q), 0), float("inf"), device=dev)
     best_i = torch.zeros((len(q), 0), dtype=torch.long, device=dev)
     starts = range(0, n, chunk_size)
     for lo in tqdm(starts, desc="neighbours", unit="chunk", disable=not progress):
-        b = base[lo:lo + chunk_size].to(dev, torch.float32)  # (c, D)
+        b = base[lo:lo + chunk_size].to(dev, torch.float32) - shift  # (c, D)
         d2 = q2 - 2.0 * q @ b.T + (b * b).sum(1)[None]  # (Q, c): |q|² - 2q·b + |b|²
-        kk = min(k, b.shape[0])
-        cd, ci = d2.topk(kk, dim=1, largest=False)
+        cd, ci = d2.topk(min(m, b.shape[0]), dim=1, largest=False)
         cand_d = torch.cat([best_d, cd], dim=1)
         cand_i = torch.cat([best_i, ci + lo], dim=1)
-        best_d, pos = cand_d.topk(min(k, cand_d.shape[1]), dim=1, largest=False)
+        best_d, pos = cand_d.topk(min(m, cand_d.shape[1]), dim=1, largest=False)
         best_i = cand_i.gather(1, pos)
     exact = (base[best_i.cpu().flatten()].to(dev, torch.float32).view(*best_i.shape, -1)
-             - q[:, None]).norm(dim=2)  # (Q, k)
-    order = exact.argsort(dim=1, stable=True)
+             - q_raw[:, None]).norm(dim=2)  # (Q, m)
+    order = exact.argsort(dim=1, stable=True)[:, :k]
     return exact.gather(1, order).cpu(), best_i.gather(1, order).cpu()
 
 
