@@ -29,7 +29,10 @@ CASES = [
         (5, 4, 1), (True, False), ("nchw", "channels_last", "sliced"), ("float32", "bfloat16"))
 ] + [(5, aon, "nchw", "float32", 1e-4, 2.0, 30.0, 1) for aon in (True, False)] + [
     (size, True, layout, "float32", 0.5, 1.0, 3.0, 2)
-    for size, layout in itertools.product((5, 4), ("nchw", "channels_last"))]
+    for size, layout in itertools.product((5, 4), ("nchw", "channels_last"))] + [
+    # W = 1 with a W stride that is not 1: contiguous by PyTorch's rule (a size-1 dimension's
+    # stride is ignored), so the kernel must not trust that stride.
+    (5, True, "w1", dtype, 0.5, 1.0, 3.0, 1) for dtype in ("float32", "bfloat16")]
 TOL = {"float32": 2e-6, "bfloat16": 2e-2}  # relative to the largest reference value
 
 
@@ -49,6 +52,8 @@ def run_case(case: tuple, device: str) -> dict:
     full = torch.randn(2, channels + 2, 5, 6, generator=gen) * scale  # (B, C+2, H, W)
     x = full.to(device, getattr(torch, dtype))
     x = x[:, 1:-1] if layout == "sliced" else x[:, :channels]  # (B, 11, 5, 6)
+    if layout == "w1":  # (B, 11, 6, 1) with strides (66, 6, 1, 6): is_contiguous() is True
+        x = x[:, :, :1, :].contiguous().transpose(2, 3)
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)

@@ -116,8 +116,10 @@ def _geometry(x: torch.Tensor, groups: int,
     """Grid, (HW, C, C/groups, sN, sHW, sC) and block sizes for an NCHW-contiguous or
     channels_last x."""
     n, c, h, w = x.shape
-    s_n, s_c, _, s_w = x.stride()
-    hw, s_hw = h * w, s_w  # H and W merge: s_h == W·s_w in both layouts
+    s_n, s_c, s_h, s_w = x.stride()
+    # H and W merge into one pixel axis (s_h == W·s_w in both layouts). A size-1 dimension's
+    # stride is arbitrary (PyTorch ignores it for is_contiguous), so with W = 1 step by H's.
+    hw, s_hw = h * w, (s_w if w > 1 else s_h)
     if n > 1 and s_n == hw * s_hw:  # channels_last: the images merge into one pixel axis
         n, hw = 1, n * hw
     block_c = triton.next_power_of_2(c)
