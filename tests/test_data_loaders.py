@@ -96,7 +96,8 @@ def test_cifar10_lighting_switch_and_original_variant(tmp_path):
     orig = build_loaders(DataConfig.from_dict({**base, "variant": "original", "chunk": 10,
                                                "lighting": 0.0}), batch_size=20,
                          device="cpu", seed=0)
-    assert torch.allclose(orig.normalization["std"], b.normalization["std"] * 1.1)
+    # convdata.py divides training images only: the saved (test-time) normalisation is the same
+    assert torch.allclose(orig.normalization["std"], b.normalization["std"])
     x, _ = next(iter(orig.train.iterate(0)))
     assert x.shape == (20, 3, 32, 32)
 

@@ -158,7 +158,11 @@ def test_original_layer_order() -> None:
     names = [n for n, _ in create_model("original").features.named_children()]
     assert names[:9] == ["conv1", "lrn1", "pool1", "relu1", "conv2", "relu2", "lrn2", "rnorm2",
                          "pool2"]
-    assert isinstance(create_model("original").features.rnorm2, SameMapResponseNorm)
+    rnorm = create_model("original").features.rnorm2
+    assert isinstance(rnorm, SameMapResponseNorm)
+    # layer-params-145.cfg `cnorm2a`: scale=0.001, pow=0.75; the kernel's denominator is
+    # 1 + scale/size²·Σ, so k = 1 (the cross-map norm's k = 2 comes from its minDiv=2).
+    assert (rnorm.size, rnorm.alpha, rnorm.beta, rnorm.k) == (5, 1e-3, 0.75, 1.0)
 
 
 def test_ablation_options() -> None:
@@ -209,7 +213,8 @@ def test_embed_is_fc7_after_relu() -> None:
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         e = model.embed(x)
-        assert torch.allclose(model.classifier.fc8(e), model(x), atol=1e-5)
+        # before the dropout, which at test time scales by 0.5 (§4.2)
+        assert torch.allclose(model.classifier.fc8(0.5 * e), model(x), atol=1e-5)
     assert (e >= 0).all()
 
 

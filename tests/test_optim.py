@@ -88,3 +88,30 @@ def test_build_optimizer_uses_model_groups_and_rejects_unknown_names():
     with pytest.raises(ConfigError, match="paper, sgd"):
         build_optimizer(model, {"name": "adam", "lr": 0.01, "momentum": 0.9,
                                 "weight_decay": 5e-4})
+
+
+def test_original_biases_keep_their_rate_when_the_schedule_lowers_the_weights():
+    """layer-params-145.cfg: epsW fell from 0.01 to 0.00001 during the run, epsB stayed 0.02
+    (only conv1's stopped, with conv1's freeze)."""
+    from alexnet.models import create_model
+    from alexnet.train.schedule import EpochEventSchedule, set_lr
+
+    model = create_model("original", num_classes=3, image_size=64)
+    opt = build_optimizer(model, {"name": "paper", "lr": 0.01, "momentum": 0.0,
+                                  "weight_decay": 0.0})
+    set_lr(opt, 0.001)  # the epoch-25 reduction
+    w, b = model.classifier.fc8.weight, model.classifier.fc8.bias
+    before_w, before_b = w.detach().clone(), b.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert torch.allclose(before_w - w.detach(), torch.full_like(w, 0.001))  # ε = 0.001
+    assert torch.allclose(before_b - b.detach(), torch.full_like(b, 0.02))  # ε_B = 0.02
+
+    events = EpochEventSchedule(0.01, [{"epoch": 1, "layers": {"conv1": {"frozen": True}}}])
+    events.start_epoch(1, opt, None)
+    conv1_bias = model.features.conv1.conv.bias
+    frozen = conv1_bias.detach().clone()
+    conv1_bias.grad = torch.ones_like(conv1_bias)
+    opt.step()
+    assert torch.equal(conv1_bias.detach(), frozen)  # conv1's bias stops with the freeze

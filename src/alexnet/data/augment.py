@@ -120,11 +120,8 @@ def ten_views(x: torch.Tensor, crop: int) -> torch.Tensor:
     return torch.cat([five_views(x, crop), five_views(x.flip(-1), crop)], dim=1)
 
 
-def lighting_alphas(gen: torch.Generator, n: int, std: float,
-                    pool: torch.Tensor | None = None) -> torch.Tensor:
-    """α (n, 3) ~ N(0, std²) (§4.1), or rows drawn from a fixed noise pool (convdata.py)."""
-    if pool is not None:
-        return pool[torch.randint(0, pool.shape[0], (n,), generator=gen)]
+def lighting_alphas(gen: torch.Generator, n: int, std: float) -> torch.Tensor:
+    """α (n, 3) ~ N(0, std²), drawn afresh for every image each time it is used (§4.1)."""
     return torch.randn(n, 3, generator=gen) * std
 
 

@@ -28,15 +28,13 @@ class DataConfig:
     flip: bool | None = None  # §4.1 horizontal reflections; None = on when there is a crop
     lighting: float = 0.0  # §4.1 PCA colour noise std (0.1 in the paper); 0 = off
     channels: int | None = None  # 1 or 3; None = 1 for fashion-mnist, else 3
-    variant: str = "paper"  # "original": convdata.py's chunked crops, noise pool, /1.1
+    variant: str = "paper"  # "original": convdata.py's chunked crops, √λ noise, /1.1, mean
     mean: str = "auto"  # pixel (§2 mean image) | channel (mean/std per channel) | none
     workers: int | None = None  # DataLoader workers for image files; None = min(8, cores)
     val_fraction: float = 0.1  # held out per class of a tree without a val/ split
     stats_images: int = 10000  # images sampled for mean/PCA of an unprepared tree
     decode: str = "auto"  # packed data on CUDA: auto/cuda = nvjpeg batch decode; cpu = workers
     chunk: int = 32  # variant original: images sharing one crop and flip (convdata.py)
-    noise_pool: int = 1024  # variant original: pool of colour-noise vectors (convdata.py)
-    original_scale: float = 1.1  # variant original: mean-subtracted pixels / 1.1 (convdata.py)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -57,8 +55,7 @@ class DataConfig:
                               "path (an image tree or a folder made by `alexnet prepare`)")
         self.source = str(self.source)
         numbers = {"resize": int, "crop": int, "workers": int, "stats_images": int, "chunk": int,
-                   "noise_pool": int, "lighting": float, "val_fraction": float,
-                   "original_scale": float}
+                   "lighting": float, "val_fraction": float}
         for name, kind in numbers.items():
             value = getattr(self, name)
             if value is None:
@@ -76,8 +73,7 @@ class DataConfig:
             (self.crop is None or int(self.crop) > 0, "data.crop must be positive"),
             (float(self.lighting) >= 0, "data.lighting must be >= 0"),
             (0 <= float(self.val_fraction) < 1, "data.val_fraction must be in [0, 1)"),
-            (int(self.chunk) >= 1 and int(self.noise_pool) >= 1,
-             "data.chunk and data.noise_pool must be >= 1"),
+            (int(self.chunk) >= 1, "data.chunk must be >= 1"),
             (self.workers is None or self.workers >= 0, "data.workers must be >= 0"),
         ]
         for ok, message in checks:

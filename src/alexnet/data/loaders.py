@@ -18,7 +18,7 @@ import torch
 
 from alexnet.data.augment import batch_generator
 from alexnet.data.config import DataConfig
-from alexnet.data.pipeline import Pipeline, noise_pool
+from alexnet.data.pipeline import Pipeline
 from alexnet.data.sources import MemorySplit, Source, open_source
 from alexnet.data.stats import memory_stats, resize_mean, tree_stats
 from alexnet.errors import ConfigError, DataError
@@ -245,7 +245,7 @@ def _statistics(cfg: DataConfig, source: Source) -> dict[str, torch.Tensor]:
     return stats
 
 
-def build_pipeline(cfg: DataConfig, stats: dict[str, torch.Tensor], seed: int) -> Pipeline:
+def build_pipeline(cfg: DataConfig, stats: dict[str, torch.Tensor]) -> Pipeline:
     c = cfg.channels
     if cfg.mean == "pixel":
         mean, std = stats["mean"], torch.ones(c, 1, 1)  # §2: mean image, nothing else
@@ -255,18 +255,23 @@ def build_pipeline(cfg: DataConfig, stats: dict[str, torch.Tensor], seed: int) -
     else:
         mean, std = torch.zeros(c, 1, 1), torch.ones(c, 1, 1)
     original = cfg.variant == "original"
-    if original:
-        std = std * cfg.original_scale  # convdata.py: mean-subtracted pixels / 1.1
     if cfg.lighting > 0 and c != 3:
         raise ConfigError("data.lighting (PCA colour noise) needs RGB images: set channels=3 "
                           "or lighting=0")
     pca = c == 3 and cfg.lighting > 0
+    eigval = stats["eigval"]  # (3,) of the RGB covariance of pixels in [0, 1]
+    if original:
+        # convdata.py: noise = eigvecs · (randn · color_stdevs) · 0.1, where color_stdevs are the
+        # standard deviations along the principal components (√λ): the noise is 10% of the
+        # colour variation. §4.1's formula multiplies α by λ itself.
+        eigval = eigval.clamp_min(0).sqrt()
     return Pipeline(
         resize=cfg.resize, crop=cfg.crop, channels=c, mean=mean.float(), std=std.float(),
         flip=bool(cfg.flip), lighting_std=float(cfg.lighting),
-        eigval=stats["eigval"] if pca else None, eigvec=stats["eigvec"] if pca else None,
+        eigval=eigval if pca else None, eigvec=stats["eigvec"] if pca else None,
         chunk=cfg.chunk if original else 1,
-        noise_pool=noise_pool(seed, cfg.noise_pool, cfg.lighting) if original and pca else None)
+        noise_divisor=1.0 + float(cfg.lighting) if original else 1.0,
+        mean_window="center" if original else "crop")
 
 
 def build_loaders(cfg: DataConfig, *, batch_size: int, device: torch.device | str, seed: int,
@@ -280,7 +285,7 @@ def build_loaders(cfg: DataConfig, *, batch_size: int, device: torch.device | st
                         "raise data.val_fraction")
     if cfg.crop is not None and cfg.crop > cfg.resize:
         raise ConfigError(f"data.crop {cfg.crop} > data.resize {cfg.resize}")
-    pipeline = build_pipeline(cfg, _statistics(cfg, source), seed)
+    pipeline = build_pipeline(cfg, _statistics(cfg, source))
     fit_size = int(source.info.get("size", cfg.resize))  # packed: stored size; files: resize
     train_fetch = Fetcher(source.kind, source.train, cfg, device, fit_size)
     val_fetch = Fetcher(source.kind, source.val, cfg, device, fit_size)

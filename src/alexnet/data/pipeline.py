@@ -10,7 +10,6 @@ import torch
 
 from alexnet.data.augment import (
     batch_crop,
-    batch_generator,
     center_crop,
     crop_offsets,
     fit_square,
@@ -42,15 +41,21 @@ class Pipeline:
     eigval: torch.Tensor | None = None  # (3,)
     eigvec: torch.Tensor | None = None  # (3, 3)
     chunk: int = 1  # convdata.py: crop and flip shared per chunk of 32 (variant original)
-    noise_pool: torch.Tensor | None = None  # (P, 3) convdata.py's pool of α vectors
+    # convdata.py (variant original): while colour noise is on, training images are divided by
+    # 1 + its coefficient (1.1) "so that the overall scale of the training data doesn't become
+    # too different from the test data"; test images never are.
+    noise_divisor: float = 1.0
+    # The mean image's window: "crop" cuts (and mirrors) it with each crop (§2's mean of the
+    # whole image, pixel for pixel); "center": convdata.py subtracts the centre crop of the mean
+    # image from every training patch, wherever it was cut and whether it was flipped.
+    mean_window: str = "crop"
 
     @property
     def size(self) -> int:
         return self.crop or self.resize
 
     def to(self, device: torch.device | str) -> Pipeline:
-        move = {k: getattr(self, k).to(device) for k in ("mean", "std", "eigval", "eigvec",
-                                                         "noise_pool")
+        move = {k: getattr(self, k).to(device) for k in ("mean", "std", "eigval", "eigvec")
                 if getattr(self, k) is not None}
         return Pipeline(**{**self.__dict__, **move})
 
@@ -79,10 +84,11 @@ class Pipeline:
         crop = self.size
         tops, lefts = crop_offsets(gen, n, self.resize, crop, self.chunk)
         flips = flip_flags(gen, n, self.chunk)
-        alphas = lighting_alphas(gen, n, self.lighting_std, self.noise_pool)
+        alphas = lighting_alphas(gen, n, self.lighting_std)
         use_lighting = lighting and self.lighting_std > 0
+        divisor = self.noise_divisor if use_lighting else 1.0
         if crop == self.resize and not self.flip:  # no spatial augmentation
-            return self.normalized(x, alphas if use_lighting else None).contiguous()
+            return (self.normalized(x, alphas if use_lighting else None) / divisor).contiguous()
         x = x.float()
         if x.shape[1] > self.channels:
             x = to_channels(x, self.channels)
@@ -90,11 +96,14 @@ class Pipeline:
         mirror = flips if self.flip else None
         x = batch_crop(x, tops, lefts, crop, mirror)  # (B, C, crop, crop)
         mean = self.mean  # (C, 1, 1), or §2's mean image (C, R, R): the same window of it
-        if mean.shape[-1] != 1:
+        if mean.shape[-1] != 1 and self.mean_window == "center":
+            mean = center_crop(mean, crop)  # (C, crop, crop), convdata.py's data_mean_crop
+        elif mean.shape[-1] != 1:
             mean = batch_crop(mean.expand(n, -1, -1, -1), tops, lefts, crop, mirror)
         if use_lighting and self.eigval is not None and self.channels == 3:
             x = pca_lighting(x, alphas, self.eigval, self.eigvec)
-        return normalize(x, mean, self.std).contiguous()
+        x = normalize(x, mean, self.std)
+        return (x / divisor if divisor != 1.0 else x).contiguous()
 
     def eval(self, x: torch.Tensor, views: str = "center") -> torch.Tensor:
         """(B, C, s, s) centre views or (B, 10, C, s, s) ten views (§4.1)."""
@@ -122,7 +131,3 @@ class Pipeline:
                    channels=int(preprocess["channels"]), mean=normalization["mean"].float(),
                    std=normalization["std"].float())
 
-
-def noise_pool(seed: int, size: int, std: float) -> torch.Tensor:
-    """convdata.py's fixed pool of colour-noise vectors α (size, 3) ~ N(0, std²)."""
-    return torch.randn(size, 3, generator=batch_generator(seed, 0x5EED)) * std

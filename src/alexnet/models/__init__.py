@@ -13,8 +13,10 @@ from alexnet.models.lrn import LocalResponseNorm, lrn_reference
 from alexnet.models.others import D2LAlexNet, TorchvisionAlexNet
 from alexnet.models.paper import PaperAlexNet
 
-__all__ = ["AlexNetBase", "LocalResponseNorm", "ModelInfo", "create_model", "list_models",
-           "lrn_reference", "model_info"]
+__all__ = ["PAPER_FAMILY", "AlexNetBase", "LocalResponseNorm", "ModelInfo", "create_model",
+           "list_models", "lrn_reference", "model_info"]
+
+PAPER_FAMILY = ("paper", "original", "one-tower", "half")  # PaperAlexNet and its options
 
 
 @dataclass(frozen=True)

@@ -84,12 +84,14 @@ class SameMapResponseNorm(nn.Module):
     """The released code's `type=rnorm` layer after conv2: normalise over a size×size spatial
     window of the same map, b = a / (k + α/size² · Σ_window a²)^β (`layer.py`: `scale /= size**2`).
 
-    Not in the paper. layers-145.cfg gives size 5; k, α and β are taken equal to the cross-map
-    norm's (2, 1e-4, 0.75), an assumption documented in README "Recipes".
+    Not in the paper. The `original` model builds it with layer-params-145.cfg's constants
+    (`cnorm2a`: scale α = 0.001, pow β = 0.75, size 5) and k = 1, which cuda-convnet's
+    response-norm kernel hard-codes (the denominator is 1 + scale·Σ; only the cross-map norm has
+    `minDiv`).
     """
 
-    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
-                 k: float = 2.0) -> None:
+    def __init__(self, size: int = 5, alpha: float = 1e-3, beta: float = 0.75,
+                 k: float = 1.0) -> None:
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 

@@ -15,10 +15,15 @@ from torch import nn
 
 from alexnet.errors import ConfigError
 from alexnet.models.base import AlexNetBase
+from alexnet.models.dropout import make_dropout
 from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm
 
 # §3.3: k=2, n=5, α=1e-4, β=0.75.
 LRN_ARGS = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
+# The released code's same-map norm after conv2 (`cnorm2a/b`): layer-params-145.cfg gives
+# scale=0.001, pow=0.75 and no minDiv; layer.py divides the scale by size²; cuda-convnet's
+# response-norm kernel computes the denominator as 1 + scale·Σ (k = 1).
+RNORM_ARGS = {"size": 5, "alpha": 1e-3, "beta": 0.75, "k": 1.0}
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,8 @@ class PaperAlexNet(AlexNetBase):
     def __init__(self, variant: str = "paper", num_classes: int = 1000, in_channels: int = 3,
                  *, lrn: bool = True, pool: str = "overlap", activation: str = "relu",
                  dropout: float = 0.5, image_size: int = 224, init: str | None = None,
-                 lrn_alpha_over_n: bool = True, lrn_per_tower: bool = True) -> None:
+                 lrn_alpha_over_n: bool = True, lrn_per_tower: bool = True,
+                 dropout_scaling: str = "test", init_bias: float = 1.0) -> None:
         super().__init__()
         if pool not in ("overlap", "non-overlap"):
             raise ConfigError(f"pool must be 'overlap' or 'non-overlap', got {pool!r}")
@@ -72,7 +78,9 @@ class PaperAlexNet(AlexNetBase):
         self.config = {"name": variant, "num_classes": num_classes, "in_channels": in_channels,
                        "lrn": lrn, "pool": pool, "activation": activation, "dropout": dropout,
                        "image_size": image_size, "init": init,
-                       "lrn_alpha_over_n": lrn_alpha_over_n, "lrn_per_tower": lrn_per_tower}
+                       "lrn_alpha_over_n": lrn_alpha_over_n, "lrn_per_tower": lrn_per_tower,
+                       "dropout_scaling": dropout_scaling, "init_bias": float(init_bias)}
+        make_dropout(dropout, dropout_scaling)  # checks both before anything is built
         layout = LAYOUTS[variant]
         self.towers = layout.groups
         c1, c2, c3, c4, c5 = layout.widths
@@ -106,7 +114,8 @@ class PaperAlexNet(AlexNetBase):
             stem = [("conv1", conv1), ("lrn1", norm()), ("pool1", nn.MaxPool2d(pk, ps)),
                     ("relu1", act()),
                     ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=g)), ("relu2", act()),
-                    ("lrn2", norm()), ("rnorm2", SameMapResponseNorm() if lrn else nn.Identity()),
+                    ("lrn2", norm()),
+                    ("rnorm2", SameMapResponseNorm(**RNORM_ARGS) if lrn else nn.Identity()),
                     ("pool2", nn.MaxPool2d(pk, ps))]
         else:
             # §3.3-3.4: LRN after the ReLU of conv1 and conv2, then overlapping pooling.
@@ -122,8 +131,11 @@ class PaperAlexNet(AlexNetBase):
         ]))
         self.classifier = nn.Sequential(OrderedDict([
             ("fc6", nn.Linear(c5 * s5 * s5, 4096)),  # 9216 inputs at 224: both towers
-            ("relu6", act()), ("drop6", nn.Dropout(dropout)),
-            ("fc7", nn.Linear(4096, 4096)), ("relu7", act()), ("drop7", nn.Dropout(dropout)),
+            # §4.2: dropout 0.5 on the outputs of fc6 and fc7; by default as the paper does it
+            # (kept units unscaled in training, ×0.5 at test: models/dropout.py).
+            ("relu6", act()), ("drop6", make_dropout(dropout, dropout_scaling)),
+            ("fc7", nn.Linear(4096, 4096)), ("relu7", act()),
+            ("drop7", make_dropout(dropout, dropout_scaling)),
             ("fc8", nn.Linear(4096, num_classes)),  # logits: no ReLU on fc8
         ]))
         self.embed_depth = 5  # fc6, relu6, drop6, fc7, relu7
@@ -140,7 +152,11 @@ class PaperAlexNet(AlexNetBase):
         ReLUs positive inputs early), 0 elsewhere. Released code: std 0.03 for conv3-conv5.
         `xavier` (not from 2012; Glorot & Bengio 2010, as d2l's AlexNet): uniform weights scaled
         by fan-in + fan-out, zero biases. The paper's fixed std 0.01 leaves small or upsampled
-        images (Fashion-MNIST at 64 px) at chance for thousands of steps; Xavier does not."""
+        images (Fashion-MNIST at 64 px) at chance for thousands of steps; Xavier does not.
+
+        `init_bias` replaces §5's 1 (Caffe's bvlc_alexnet uses 0.1: with 1, fc7's outputs are
+        all large and positive, and on few classes §5's rate then overshoots; see
+        docs/paper-facts.md, "Why the paper's init diverges on few classes")."""
         for name, layer in self._layers().items():
             if self.config["init"] == "xavier":
                 nn.init.xavier_uniform_(layer.weight)
@@ -149,19 +165,21 @@ class PaperAlexNet(AlexNetBase):
             std = 0.03 if self.config["init"] == "original" and name in ("conv3", "conv4",
                                                                           "conv5") else 0.01
             nn.init.normal_(layer.weight, 0.0, std)
-            nn.init.constant_(layer.bias, 1.0 if name in ("conv2", "conv4", "conv5", "fc6",
-                                                          "fc7") else 0.0)
+            one = name in ("conv2", "conv4", "conv5", "fc6", "fc7")  # §5's biases of 1
+            nn.init.constant_(layer.bias, self.config["init_bias"] if one else 0.0)
 
     @property
     def conv1(self) -> nn.Conv2d:
         return self.features.conv1.conv
 
     def optim_groups(self) -> list[dict]:
-        """`original`: biases learn twice as fast and are not decayed (layer-params-145.cfg:
-        epsB = 2·epsW, wcB = 0). The paper (§5) uses one rate and decay for all."""
+        """`original`: biases learn at 0.02, twice the starting rate of the weights, are not
+        decayed, and keep that rate while the schedule lowers the weights' (layer-params-145.cfg:
+        epsB = 0.02 throughout, wc = 0 for biases; only conv1's bias stops, with conv1's freeze).
+        The paper (§5) uses one rate and decay for all."""
         groups = super().optim_groups()
         if self.config["name"] == "original":
             for g in groups:
                 if g["name"].endswith(".bias"):
-                    g["lr_mult"], g["wd_mult"] = 2.0, 0.0
+                    g["lr_mult"], g["wd_mult"], g["lr_fixed"] = 2.0, 0.0, True
         return groups

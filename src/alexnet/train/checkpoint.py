@@ -95,7 +95,7 @@ def load_model(
     Raises `CheckpointError` naming what was expected and what was found when the checkpoint
     holds another model or class count, or weights that do not fit.
     """
-    from alexnet.models import create_model
+    from alexnet.models import PAPER_FAMILY, create_model
 
     state = (path_or_state if isinstance(path_or_state, dict)
              else load_checkpoint(path_or_state, map_location))
@@ -113,6 +113,9 @@ def load_model(
     if expect_num_classes is not None and classes != expect_num_classes:
         raise CheckpointError(f"{where}expected {expect_num_classes} classes, "
                               f"the checkpoint's model has {classes}")
+    if name in PAPER_FAMILY and "dropout_scaling" not in config:
+        # Written before the paper family had §4.2's dropout: trained with nn.Dropout.
+        config["dropout_scaling"] = "train"
     model = create_model(**config)
     try:
         model.load_state_dict(weights)

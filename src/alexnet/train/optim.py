@@ -21,9 +21,12 @@ from alexnet.errors import ConfigError
 
 class PaperSGD(torch.optim.Optimizer):
     """§5's momentum SGD. Parameter groups may carry `lr_mult` and `wd_mult` (the released
-    code's per-layer `epsW`/`epsB` and `wc`: layer-params-145.cfg) and `frozen` (skip the update).
+    code's per-layer `epsW`/`epsB` and `wc`: layer-params-145.cfg), `frozen` (skip the update)
+    and `lr_fixed` (the group keeps its starting rate whatever the schedule does: the released
+    code lowered `epsW` during the run and left `epsB` at 0.02, layer-params-145.cfg).
 
-    The effective rate of a group is `lr·lr_mult`, its decay `weight_decay·wd_mult`. Tensors with
+    The effective rate of a group is `lr·lr_mult` (`initial_lr·lr_mult` when `lr_fixed`), its
+    decay `weight_decay·wd_mult`. Tensors with
     the same (rate, decay, momentum, device, dtype) are updated together with `torch._foreach_*`.
     """
 
@@ -33,8 +36,10 @@ class PaperSGD(torch.optim.Optimizer):
             raise ConfigError(f"PaperSGD needs lr, momentum and weight_decay >= 0, got "
                               f"lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-                    "lr_mult": 1.0, "wd_mult": 1.0, "frozen": False}
+                    "lr_mult": 1.0, "wd_mult": 1.0, "frozen": False, "lr_fixed": False}
         super().__init__(params, defaults)
+        for group in self.param_groups:
+            group.setdefault("initial_lr", group["lr"])  # the rate an `lr_fixed` group keeps
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
@@ -46,7 +51,8 @@ class PaperSGD(torch.optim.Optimizer):
         for group in self.param_groups:
             if group["frozen"]:
                 continue
-            lr = group["lr"] * group["lr_mult"]  # ε of this tensor
+            base = group["initial_lr"] if group["lr_fixed"] else group["lr"]
+            lr = base * group["lr_mult"]  # ε of this tensor
             decay = group["weight_decay"] * group["wd_mult"] * lr  # 0.0005·ε
             for p in group["params"]:
                 if p.grad is None:
