@@ -10,10 +10,12 @@ from alexnet.data.augment import (
     batch_crop,
     batch_generator,
     center_crop,
+    crop_normalize,
     crop_offsets,
     fit_square,
     flip_flags,
     lighting_alphas,
+    lighting_shift,
     normalize,
     pca_lighting,
     ten_views,
@@ -64,6 +66,45 @@ def test_batch_crop_mirrors_only_the_flagged_images():
         assert torch.equal(both[i], TF.hflip(patch) if flags[i] else patch)
     same = batch_crop(x, zero + 2, zero + 3, 24, torch.ones(len(x), dtype=torch.bool))
     assert torch.equal(same, TF.hflip(x[..., 2:26, 3:27]))  # one window, all flipped: a slice
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_slice_crop_equals_the_gather_on_the_same_draws(dtype):
+    """The CPU's per-image slices and the one-gather crop (CUDA's) give the same patches."""
+    x = _images(b=16, h=40, w=40).to(dtype)
+    gen = batch_generator(0, 3, 7, 0)
+    tops, lefts = crop_offsets(gen, 16, 40, 24)
+    flips = flip_flags(gen, 16)
+    assert flips.any() and not flips.all() and len(set(tops.tolist())) > 1
+    sliced = batch_crop(x, tops, lefts, 24, flips, gather=False)
+    gathered = batch_crop(x, tops, lefts, 24, flips, gather=True)
+    assert sliced.dtype == dtype and torch.equal(sliced, gathered)
+
+
+@pytest.mark.parametrize("pixel_mean", [True, False])
+@pytest.mark.parametrize("lit", [True, False])
+def test_crop_normalize_equals_light_normalise_then_crop(pixel_mean, lit):
+    """Per image from the uint8 batch (CPU) and batched (CUDA's way), crop_normalize gives
+    bit for bit §2's order: lighting and the mean image (or channel mean) and std on the whole
+    image, then the patch and its mirror; the mean image is cut with the patch's window."""
+    x = _images(b=12, h=32, w=32).to(torch.uint8)
+    g = torch.Generator().manual_seed(4)
+    mean = torch.rand(3, 32, 32, generator=g) * 255 if pixel_mean else torch.rand(3, 1, 1) * 255
+    std = torch.tensor([1.1, 0.7, 2.0]).reshape(3, 1, 1)
+    gen = batch_generator(1, 2, 3, 0)
+    tops, lefts = crop_offsets(gen, 12, 32, 24)
+    flips = flip_flags(gen, 12)
+    alphas = lighting_alphas(gen, 12, 0.1)
+    eigval = torch.tensor([0.2, 0.02, 0.004])
+    eigvec = torch.linalg.qr(torch.randn(3, 3, generator=g))[0]
+    shift = lighting_shift(alphas, eigval, eigvec) if lit else None
+    lit_x = pca_lighting(x.float(), alphas, eigval, eigvec) if lit else x.float()
+    for s in (std, torch.ones(3, 1, 1)):  # std 1 (the mean image alone): no division
+        want = batch_crop(normalize(lit_x, mean, s), tops, lefts, 24, flips, gather=True)
+        for per_image in (True, False):
+            got = crop_normalize(x, tops, lefts, 24, mean, s, flips, shift, per_image=per_image)
+            assert got.dtype == torch.float32 and got.is_contiguous()
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("size", [(33, 33), (41, 38)])

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from alexnet.cpu import keep_freed_memory
 from alexnet.data.augment import batch_generator
 from alexnet.data.config import DataConfig
 from alexnet.data.pipeline import Pipeline
@@ -279,6 +280,8 @@ def build_loaders(cfg: DataConfig, *, batch_size: int, device: torch.device | st
     """Training and validation loaders for `cfg` (see docs/ARCHITECTURE.md, data)."""
     cfg = cfg.resolved()
     device = torch.device(device)
+    if device.type == "cpu":  # batches of 224-px images are large blocks: reuse them
+        keep_freed_memory()
     source = open_source(cfg.source, cfg.root, cfg.val_fraction)
     if len(source.val) == 0:
         raise DataError(f"{cfg.source} has no validation images; add a val/ folder or "

@@ -9,12 +9,13 @@ from typing import Any
 import torch
 
 from alexnet.data.augment import (
-    batch_crop,
     center_crop,
+    crop_normalize,
     crop_offsets,
     fit_square,
     flip_flags,
     lighting_alphas,
+    lighting_shift,
     normalize,
     pca_lighting,
     ten_views,
@@ -29,6 +30,7 @@ class Pipeline:
     §2's mean image is of the whole resize×resize image, so training crops and flips the mean
     image with the same window as the image (normalising is pixel-wise, so cropping first gives
     the same numbers on ~23% fewer pixels at 224 of 256); lighting adds one RGB shift per image.
+    Training crops the uint8 batch and converts each patch once (`crop_normalize`).
     """
 
     resize: int
@@ -89,21 +91,23 @@ class Pipeline:
         divisor = self.noise_divisor if use_lighting else 1.0
         if crop == self.resize and not self.flip:  # no spatial augmentation
             return (self.normalized(x, alphas if use_lighting else None) / divisor).contiguous()
-        x = x.float()
-        if x.shape[1] > self.channels:
-            x = to_channels(x, self.channels)
-        x = to_channels(fit_square(x, self.resize), self.channels)  # (B, C, R, R)
+        if x.shape[1] != self.channels or x.shape[-2:] != (self.resize, self.resize):
+            x = x.float()
+            if x.shape[1] > self.channels:
+                x = to_channels(x, self.channels)
+            x = to_channels(fit_square(x, self.resize), self.channels)  # (B, C, R, R)
+        # else x stays as loaded (uint8 (B, C, R, R)): each patch is converted on its own
         mirror = flips if self.flip else None
-        x = batch_crop(x, tops, lefts, crop, mirror)  # (B, C, crop, crop)
-        mean = self.mean  # (C, 1, 1), or §2's mean image (C, R, R): the same window of it
-        if mean.shape[-1] != 1 and self.mean_window == "center":
-            mean = center_crop(mean, crop)  # (C, crop, crop), convdata.py's data_mean_crop
-        elif mean.shape[-1] != 1:
-            mean = batch_crop(mean.expand(n, -1, -1, -1), tops, lefts, crop, mirror)
+        shift = None  # (B, 3) PCA lighting, added to the patch before the mean is taken off
         if use_lighting and self.eigval is not None and self.channels == 3:
-            x = pca_lighting(x, alphas, self.eigval, self.eigvec)
-        x = normalize(x, mean, self.std)
-        return (x / divisor if divisor != 1.0 else x).contiguous()
+            shift = lighting_shift(alphas, self.eigval, self.eigvec)
+        if self.mean_window == "center" and self.mean.shape[-1] != 1:
+            out = crop_normalize(x, tops, lefts, crop, torch.zeros_like(self.std), self.std,
+                                 mirror, shift)
+            out = out - center_crop(self.mean, crop) / self.std  # convdata.py's data_mean_crop
+        else:  # mean (C, 1, 1), or §2's mean image (C, R, R): the patch's own window of it
+            out = crop_normalize(x, tops, lefts, crop, self.mean, self.std, mirror, shift)
+        return out / divisor if divisor != 1.0 else out
 
     def eval(self, x: torch.Tensor, views: str = "center") -> torch.Tensor:
         """(B, C, s, s) centre views or (B, 10, C, s, s) ten views (§4.1)."""
