@@ -59,3 +59,27 @@ def test_recipe_from_a_file(tmp_path):
     path.write_text("epochz: 3\n")
     with pytest.raises(ConfigError, match="epochz"):
         resolve_config(load_recipe(str(path)), cuda=True)
+
+
+@pytest.mark.parametrize("name", ["paper", "paper-exact", "original", "original-exact",
+                                  "torchvision"])
+def test_quick_crops_cover_the_image_as_the_full_recipe_does(name):
+    """QUICK's 64-px crops come from 73-px images, as the full run's 224 from 256 (§2, §4.1)."""
+    from alexnet.data import DataConfig
+
+    quick = resolve_config(load_recipe(name), {"data.source": "/data"}, cuda=False)
+    full = resolve_config(load_recipe(name), {"data.source": "/data"}, cuda=True)
+    q, f = (DataConfig.from_dict(c["data"]).resolved() for c in (quick, full))
+    assert (q.crop, q.resize) == (64, 73) and (f.crop, f.resize) == (224, 256)
+    assert quick["model"]["image_size"] == q.crop
+
+
+def test_exact_recipes_are_the_shipped_ones_with_section_5_init():
+    for name in ("paper", "original"):
+        shipped = resolve_config(load_recipe(name), cuda=True)
+        exact = resolve_config(load_recipe(f"{name}-exact"), cuda=True)
+        assert shipped["model"]["init_bias"] == 0.1
+        assert (exact["model"]["init_bias"], exact["model"]["dropout_scaling"]) == (1.0, "test")
+        for key in ("data", "optim", "schedule", "epochs", "batch_size", "quick_overrides"):
+            assert shipped[key] == exact[key], key
+        assert exact["recipe"] == f"{name}-exact"

@@ -40,5 +40,20 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
         raise ConfigError(f"recipe {name_or_path!r} is not valid YAML: {err}") from None
     if not isinstance(recipe, dict):
         raise ConfigError(f"recipe {name_or_path!r} must be a YAML mapping")
+    base = recipe.pop("extends", None)  # `extends: paper`: that recipe, with these keys on top
+    if base is not None:
+        if base == name:
+            raise ConfigError(f"recipe {name_or_path!r} extends itself")
+        recipe = _deep_merge(load_recipe(str(base)), recipe)
     recipe["recipe"] = name
     return recipe
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

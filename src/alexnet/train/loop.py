@@ -33,6 +33,7 @@ from alexnet.train.distributed import (
     per_rank_batch,
     shutdown_distributed,
 )
+from alexnet.train.doctor import RunDoctor
 from alexnet.train.optim import build_optimizer
 from alexnet.train.schedule import build_schedule, current_lr
 
@@ -209,8 +210,9 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
     if cfg["deterministic"]:
         torch.use_deterministic_algorithms(True)
     if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for fp32 matmuls and convs
-        torch.backends.cudnn.allow_tf32 = True
+        # TF32 for the remaining fp32 matmuls and convs; amp=false is the paper's fp32 throughout
+        torch.backends.cuda.matmul.allow_tf32 = bool(cfg["amp"])
+        torch.backends.cudnn.allow_tf32 = bool(cfg["amp"])
         torch.backends.cudnn.benchmark = not cfg["deterministic"]
     torch.manual_seed(cfg["seed"] + d.rank)  # dropout; the data draws from its own seeds
 
@@ -248,6 +250,7 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
         model = torch.compile(model)
 
     metrics = _Metrics(run_dir, d.is_main)
+    doctor = RunDoctor(data.num_classes, float(cfg["optim"]["lr"]))
     stop = StopRequest()
     steps_per_epoch = len(data.train)
     if cfg["train_batches"]:
@@ -278,7 +281,7 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
             schedule.start_epoch(epoch, optimizer, data.train)
             first = start_batch if epoch == start_epoch else 0
             result = _train_epoch(model, optimizer, data.train, epoch, first, steps_per_epoch,
-                                  cfg, d, amp, channels_last, stop)
+                                  cfg, d, amp, channels_last, stop, doctor)
             if result["stopped_at"] is not None:
                 checkpoint(epoch, result["stopped_at"], None, "last.pt")
                 summary["interrupted"] = True
@@ -298,7 +301,11 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
                 tqdm.write(f"epoch {epoch + 1}/{cfg['epochs']}: train loss {result['loss']:.4f}"
                            f" (top-1 error {result['top1_err']:.2%}), val top-1 error "
                            f"{val['top1_err']:.2%}, top-5 error {val['top5_err']:.2%}, lr {lr:g}")
-            done = schedule.end_epoch(epoch, val["top1_err"], optimizer)
+            advice = doctor.epoch(epoch, result["loss"], val["top1_err"])
+            if advice and d.is_main:
+                tqdm.write(advice)
+            done = schedule.end_epoch(epoch, val["top1_err"], optimizer,
+                                      at_chance=doctor.never_left_chance)
             improved = val["top1_err"] < best
             best = min(best, val["top1_err"])
             checkpoint(epoch + 1, 0, val, "last.pt")
@@ -306,7 +313,11 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
                 checkpoint(epoch + 1, 0, val, "best.pt")
             summary.update(epochs_done=epoch + 1, best_top1_err=best, val=val)
             if done:
-                if d.is_main:
+                if d.is_main and getattr(schedule, "stop_reason", "") == "chance":
+                    print(f"stopped after {epoch + 1} epochs: the run never left chance, so the "
+                          "plateau schedule's lr reductions would not help; see the warnings "
+                          "above for what to try")
+                elif d.is_main:
                     print(f"validation error stopped improving after the last lr reduction: "
                           f"done after {epoch + 1} epochs (§5)")
                 break
@@ -345,7 +356,8 @@ def _build_model(cfg: dict[str, Any], data: Any, d: Dist) -> nn.Module:
 
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any, epoch: int,
                  first: int, steps: int, cfg: dict[str, Any], d: Dist, amp: bool,
-                 channels_last: bool, stop: StopRequest) -> dict[str, Any]:
+                 channels_last: bool, stop: StopRequest,
+                 doctor: RunDoctor | None = None) -> dict[str, Any]:
     """Steps `first`..`steps`-1 of `epoch`. Syncs with the host every `log_every` steps only."""
     model.train()
     device = next(model.parameters()).device
@@ -381,6 +393,9 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any
                     f"the training loss became {value} at epoch {epoch + 1}, step {step + 1}; "
                     "the run stopped and the last good checkpoint (last.pt) is intact. Lower "
                     "the learning rate (e.g. optim.lr=0.005) and resume or start over")
+            advice = doctor.window(epoch, step + 1, value) if doctor is not None else None
+            if advice and d.is_main:
+                tqdm.write(advice)
             now = time.perf_counter()
             rate = window * len(y) * d.world_size / max(now - tick, 1e-9)
             bar.set_postfix(loss=f"{value:.4f}", img_s=f"{rate:,.0f}")

@@ -49,12 +49,19 @@ class PlateauSchedule:
     bad_epochs: int = 0
     reductions: int = 0
     stopped: bool = False
+    stop_reason: str = ""  # "plateau" (§5's end) or "chance" (never learned: nothing to reduce)
 
     def start_epoch(self, epoch: int, optimizer: torch.optim.Optimizer, train_data: Any) -> None:
         """Nothing to do: the rate lives in the optimizer's state."""
 
-    def end_epoch(self, epoch: int, val_error: float, optimizer: torch.optim.Optimizer) -> bool:
-        """Record this epoch's validation error; returns True when the run should end."""
+    def end_epoch(self, epoch: int, val_error: float, optimizer: torch.optim.Optimizer,
+                  at_chance: bool = False) -> bool:
+        """Record this epoch's validation error; returns True when the run should end.
+
+        `at_chance`: the run has never left chance (`RunDoctor`). A plateau then ends the run
+        instead of spending a reduction: dividing ε by 10 does not rescue a network whose every
+        prediction is the same class, and the remaining epochs would be spent at chance.
+        """
         if val_error < self.best - self.threshold:
             self.best, self.bad_epochs = val_error, 0
             return False
@@ -62,8 +69,9 @@ class PlateauSchedule:
         if self.bad_epochs < self.patience:
             return False
         self.bad_epochs = 0
-        if self.reductions >= self.max_reductions:
-            self.stopped = True  # §5: a plateau after the third reduction ends training
+        if at_chance or self.reductions >= self.max_reductions:
+            # §5: a plateau after the third reduction ends training
+            self.stopped, self.stop_reason = True, "chance" if at_chance else "plateau"
             return True
         set_lr(optimizer, current_lr(optimizer) * self.factor)
         self.reductions += 1
@@ -71,7 +79,8 @@ class PlateauSchedule:
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "bad_epochs": self.bad_epochs,
-                "reductions": self.reductions, "stopped": self.stopped}
+                "reductions": self.reductions, "stopped": self.stopped,
+                "stop_reason": self.stop_reason}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
@@ -118,7 +127,8 @@ class EpochEventSchedule:
         if hasattr(train_data, "lighting"):
             train_data.lighting = lighting  # epoch 67: colour noise off
 
-    def end_epoch(self, epoch: int, val_error: float, optimizer: torch.optim.Optimizer) -> bool:
+    def end_epoch(self, epoch: int, val_error: float, optimizer: torch.optim.Optimizer,
+                  at_chance: bool = False) -> bool:
         return False
 
     def state_dict(self) -> dict[str, Any]:
