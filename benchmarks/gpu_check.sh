@@ -8,6 +8,8 @@
 #   bash benchmarks/stage_gpu_data.sh     # once, on a machine with the data: fills .gpu-data/
 #   bash benchmarks/gpu_check.sh          # on the GPU machine (carry .gpu-data along)
 #   GPU_CHECK_DRY=1 bash benchmarks/gpu_check.sh   # every part shrunk: checks the plumbing on CPU
+#   GPU_CHECK_ONLY="prepare data tiny224" bash benchmarks/gpu_check.sh   # only the parts whose
+#                                         names start with one of these words (a rerun of some)
 #
 # Writes $OUT/gpu_check.log, $OUT/gpu_check.json and $OUT/gpu_check/ (each part's output); $OUT
 # defaults to benchmarks/results/. Each part runs under its own `timeout` and inside one overall
@@ -24,6 +26,7 @@ DATA="${GPU_CHECK_DATA:-$ROOT/.gpu-data}"
 WORK="${GPU_CHECK_WORK:-/tmp/gpu_check}"
 PY="${PYTHON:-$(command -v python3 || command -v python)}"
 BUDGET="${GPU_CHECK_BUDGET:-520}"
+ONLY="${GPU_CHECK_ONLY:-}"
 START=$(date +%s)
 DEADLINE=$((START + BUDGET))
 rm -rf "$PARTS" "$WORK"
@@ -60,6 +63,11 @@ fi
 part() {
     local name=$1 limit=$2 reserve=$3
     shift 3
+    if [ -n "$ONLY" ]; then
+        local word wanted=0
+        for word in $ONLY; do [[ "$name" == "$word"* ]] && wanted=1; done
+        ((wanted)) || return 0
+    fi
     ORDER+=("$name")
     local left=$((DEADLINE - $(date +%s) - reserve))
     ((limit > left)) && limit=$left

@@ -29,6 +29,11 @@ def decode_jpegs(data: torch.Tensor | list[torch.Tensor], device: str | torch.de
     """torchvision's JPEG decoder (nvjpeg for a CUDA device): uint8 (3, H, W) RGB, or a list."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
+    if torch.device(device).type == "cuda":
+        # nvJPEG's hardware decoder does not wait for work already queued on the stream: it
+        # can write its outputs into blocks the caching allocator just freed while queued
+        # kernels still read them (NaN losses in training, seen on an H200). Drain the stream.
+        torch.cuda.current_stream(torch.device(device)).synchronize()
     with warnings.catch_warnings():  # torchvision 0.29 deprecates it for torchcodec; it is
         warnings.simplefilter("ignore", DeprecationWarning)  # still there and decodes on GPU
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
