@@ -142,7 +142,7 @@ def make_cifar10(root, n=20):
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 "labels": list(np.arange(n) % 10)}
+                 "labels": [int(v) for v in np.arange(n) % 10]}
         (folder / name).write_bytes(pickle.dumps(batch))
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
              "truck"]

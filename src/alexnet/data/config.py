@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from alexnet.errors import ConfigError
@@ -14,6 +16,16 @@ MEAN_MODES = ("auto", "pixel", "channel", "none")
 DECODE_MODES = ("auto", "cpu", "cuda")
 
 
+def cache_root() -> Path:
+    """The default data root: $ALEXNET_CACHE, else $XDG_CACHE_HOME/alexnet, else
+    ~/.cache/alexnet (always absolute)."""
+    if os.environ.get("ALEXNET_CACHE"):
+        return Path(os.environ["ALEXNET_CACHE"]).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return (base / "alexnet").absolute()
+
+
 @dataclass
 class DataConfig:
     """Where the images come from and how they are turned into training batches.
@@ -22,7 +34,8 @@ class DataConfig:
     """
 
     source: str | None = "fashion-mnist"  # fashion-mnist | cifar10 | a folder path
-    root: str = "data-cache"  # download/cache folder for torchvision datasets and stats
+    root: str | None = None  # download/cache folder for torchvision datasets and stats;
+    # None = `cache_root()`: absolute, so a file planted in the working folder is never read
     resize: int | None = None  # side images are brought to; trees: round(crop*256/224) (§2: 256)
     crop: int | None = None  # random crop (train) / centre crop (eval); None = no crop
     flip: bool | None = None  # §4.1 horizontal reflections; None = on when there is a crop
@@ -94,6 +107,8 @@ class DataConfig:
     def resolved(self) -> DataConfig:
         """A copy with every `None` default filled in for this source."""
         r = dataclasses.replace(self)
+        if r.root is None:
+            r.root = str(cache_root())
         if r.channels is None:
             r.channels = 1 if r.source == "fashion-mnist" else 3
         if r.resize is None:
@@ -108,8 +123,6 @@ class DataConfig:
         if r.mean == "auto":
             r.mean = "channel" if r.small else "pixel"  # §2: the per-pixel mean image
         if r.workers is None:
-            import os
-
             r.workers = min(8, os.cpu_count() or 1)
         r.validate()
         return r

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import gzip
-import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,32 +131,42 @@ def fashion_mnist(root: str | Path) -> Source:
                   info={"name": "fashion-mnist"})
 
 
-def _unpickle(path: Path) -> dict:
-    try:
-        with path.open("rb") as f:
-            return pickle.load(f, encoding="latin1")
-    except (OSError, pickle.UnpicklingError, EOFError) as err:
-        raise DataError(f"cannot read CIFAR-10 file {path}: {err}; delete the folder "
-                        "to download it again") from err
+def _cifar_split(folder: Path, files: list[str]) -> MemorySplit:
+    from alexnet.data.cifar import read_batch
+
+    data, labels = [], []
+    for name in files:
+        batch = read_batch(folder / name)
+        x, y = batch.get("data"), batch.get("labels")
+        if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 2
+                and x.shape[1] == 3 * 32 * 32 and isinstance(y, list)
+                and len(y) == len(x) and all(isinstance(v, int) and 0 <= v < 10 for v in y)):
+            raise DataError(f"{folder / name} is not a CIFAR-10 batch (expected uint8 data of "
+                            "shape (N, 3072) and N labels in 0..9); delete the folder to "
+                            "download it again")
+        data.append(x)
+        labels += y
+    return MemorySplit(torch.from_numpy(np.concatenate(data).reshape(-1, 3, 32, 32)),
+                       torch.tensor(labels, dtype=torch.int64))
 
 
 def cifar10(root: str | Path) -> Source:
     """CIFAR-10 as uint8 (N, 3, 32, 32) from torchvision's layout (root/cifar-10-batches-py),
-    downloaded by torchvision when missing."""
+    downloaded by torchvision when missing. The batch files are pickles: they are parsed by
+    `alexnet.data.cifar` without unpickling, so a planted file cannot run code."""
     folder = Path(root) / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     if not all((folder / n).is_file() for n in names):
         _download("CIFAR10", Path(root))
-    splits = {}
-    for split, files in (("train", names[:5]), ("val", names[5:])):
-        parts = [_unpickle(folder / n) for n in files]
-        data = np.concatenate([p["data"] for p in parts]).reshape(-1, 3, 32, 32)
-        labels = np.concatenate([np.asarray(p["labels"]) for p in parts]).astype(np.int64)
-        splits[split] = MemorySplit(torch.from_numpy(data), torch.from_numpy(labels))
+    train, val = _cifar_split(folder, names[:5]), _cifar_split(folder, names[5:])
     classes = list(CIFAR10_CLASSES)
     if (folder / "batches.meta").is_file():
-        classes = list(_unpickle(folder / "batches.meta").get("label_names", classes))
-    return Source("memory", splits["train"], splits["val"], classes, info={"name": "cifar10"})
+        from alexnet.data.cifar import read_batch
+
+        names_read = read_batch(folder / "batches.meta").get("label_names")
+        if isinstance(names_read, list) and len(names_read) == 10:
+            classes = [str(c) for c in names_read]
+    return Source("memory", train, val, classes, info={"name": "cifar10"})
 
 
 def _download(name: str, root: Path) -> None:
