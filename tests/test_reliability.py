@@ -137,3 +137,246 @@ def test_cli_prints_each_problem_as_one_error_line(capsys):
     assert main(["train", "epochs=0", "batch_size=abc"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+# ---------------------------------------------------------------- a run folder belongs to one run
+
+
+def _cfg(**extra):
+    from alexnet.train.config import resolve_config
+
+    recipe = {"recipe": "test", "model": {"name": "paper", "image_size": 64}, "epochs": 1,
+              "batch_size": 16, "log_every": 1, "quick": False, "deterministic": True,
+              "optim": {"lr": 0.001}, "device": "cpu"}
+    return resolve_config(recipe, extra)
+
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    """The CLI trains on 16 generated 64×64 images (one batch) instead of a real dataset."""
+    import alexnet.train.loop
+    from test_train_fakes import make_data
+
+    build = make_data(n=16, size=64)
+    monkeypatch.setattr(alexnet.train.loop, "default_data_builder", build)
+    return build
+
+
+def _train_one_epoch(path: Path) -> Path:
+    from alexnet.train.loop import train
+    from test_train_fakes import make_data
+
+    train(_cfg(), path, build_data=make_data(n=16, size=64))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished one-epoch run, shared: the tests using it must leave it as it is."""
+    return _train_one_epoch(tmp_path_factory.mktemp("shared") / "run")
+
+
+def test_out_on_an_existing_run_is_refused_and_force_moves_it_aside(tmp_path, fake_data,
+                                                                    capsys):
+    finished_run = tmp_path / "run"  # what a run leaves (the contents do not matter here)
+    finished_run.mkdir()
+    for name in ("config.yaml", "metrics.jsonl", "last.pt"):
+        (finished_run / name).write_text(f"the old run's {name}")
+    before = {p.name: p.read_bytes() for p in finished_run.iterdir() if p.is_file()}
+    assert main(["train", "--out", str(finished_run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "already holds a run" in err
+    assert f"--resume {finished_run}" in err and "--force" in err
+    assert before == {p.name: p.read_bytes() for p in finished_run.iterdir() if p.is_file()}
+    from alexnet.train.loop import train
+
+    train(_cfg(), finished_run, force=True)
+    aside = [p for p in finished_run.parent.iterdir() if ".replaced-" in p.name]
+    assert len(aside) == 1 and (aside[0] / "last.pt").read_bytes() == before["last.pt"]
+    assert (finished_run / "last.pt").is_file()
+
+
+def test_a_held_lock_stops_a_second_process_on_the_same_folder(finished_run, tmp_path, capsys):
+    from filelock import FileLock
+
+    from alexnet.errors import ConfigError
+    from alexnet.train.loop import train
+
+    with FileLock(finished_run / ".lock", timeout=0):  # another process training there
+        assert main(["train", "--resume", str(finished_run), "epochs=2"]) == 2
+        assert "another process is training in" in capsys.readouterr().err
+    with FileLock(tmp_path / ".lock", timeout=0), pytest.raises(ConfigError,
+                                                                match="another process"):
+        train(_cfg(), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]
+
+
+def test_default_run_names_started_together_differ():
+    from alexnet.train.run_folder import default_run_dir
+
+    names = {default_run_dir("fashion-mnist") for _ in range(20)}
+    assert len(names) == 20
+
+
+@pytest.mark.parametrize("case", ["typo", "missing data", "empty class folder"])
+def test_a_refused_start_leaves_no_run_folder(tmp_path, case, capsys):
+    (tmp_path / "tree" / "a").mkdir(parents=True)
+    (tmp_path / "tree" / "b").mkdir(parents=True)
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "tree" / "a" / "x.png")
+    args = {"typo": ["optim.lrr=1", "--data", str(tmp_path / "tree")],
+            "missing data": ["--data", str(tmp_path / "nowhere")],
+            "empty class folder": ["--data", str(tmp_path / "tree")]}[case]
+    assert main(["train", "--out", str(tmp_path / "run"), "device=cpu", *args]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_stale_temporary_files_are_removed_and_an_epoch_is_logged_once(tmp_path, fake_data,
+                                                                        monkeypatch, capsys):
+    """A kill between the epoch's end and the replacement of last.pt: the epoch is redone on
+    resume and logged once; the temporary file the kill left is removed."""
+    import json
+
+    import alexnet.train.loop
+    from alexnet.train.loop import train
+
+    real = alexnet.train.loop.save_checkpoint
+
+    class Killed(BaseException):
+        pass
+
+    def killed_at_epoch_2(state, path):
+        if state["epoch"] == 2:
+            (path.parent / f".{path.name}.x1y2z3.tmp").write_bytes(b"half a checkpoint")
+            raise Killed
+        return real(state, path)
+
+    monkeypatch.setattr(alexnet.train.loop, "save_checkpoint", killed_at_epoch_2)
+    with pytest.raises(Killed):
+        train(_cfg(epochs=2), tmp_path / "run", build_data=fake_data)
+    monkeypatch.setattr(alexnet.train.loop, "save_checkpoint", real)
+    assert main(["train", "--resume", str(tmp_path / "run"), "log_every=2"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming" in out and "with log_every=2" in out
+    assert not list((tmp_path / "run").glob(".*.tmp"))
+    records = [json.loads(line) for line in
+               (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["split"]) for r in records] == [(0, "train"), (0, "val"),
+                                                           (1, "train"), (1, "val")]
+
+
+# ---------------------------------------------------------------- resume tells the truth
+
+
+@pytest.mark.parametrize("override", ["optim.lr=0.5", "batch_size=4", "model.lrn=false",
+                                      "data.crop=32", "seed=3"])
+def test_resume_refuses_what_it_cannot_change_in_one_line(finished_run, override, capsys):
+    before = (finished_run / "last.pt").read_bytes()
+    assert main(["train", "--resume", str(finished_run), "epochs=3", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"--resume cannot change {override.split('=')[0]}" in err
+    assert "epochs, log_every, device, data.workers" in err
+    assert (finished_run / "last.pt").read_bytes() == before
+
+
+def test_a_finished_run_says_it_finished(finished_run, capsys):
+    assert main(["train", "--resume", str(finished_run)]) == 2
+    err = capsys.readouterr().err
+    assert "has finished: 1 of epochs=1 done" in err and "epochs=11" in err
+
+
+def test_resume_with_a_checkpoint_that_does_not_fit_is_one_error(finished_run, tmp_path):
+    import torch
+
+    from alexnet.errors import CheckpointError
+    from alexnet.train.loop import train
+    from alexnet.train.runner import run_training
+    from test_train_fakes import make_data
+
+    with pytest.raises(CheckpointError, match=r"last\.pt does not fit the run .* 5 classes"):
+        train(None, finished_run, resume=True, build_data=make_data(n=16, size=64, classes=5))
+    state = torch.load(finished_run / "last.pt", weights_only=True)
+    state["config"]["optim"]["lr"] = "fast"  # a config this version cannot run
+    torch.save(state, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match=r"not valid for this version:\noptim.lr='fast'"):
+        run_training(resume=str(tmp_path), overrides=[])
+
+
+# ---------------------------------------------------------------- nonsense refused up front
+
+
+@pytest.mark.parametrize("override, named", [
+    ("epochs=0", "epochs=0: expected a whole number >= 1"),
+    ("epochs=-2", "epochs=-2: expected a whole number >= 1"),
+    ("epochs=1.5", "epochs=1.5: expected a whole number"),
+    ("train_batches=-1", "train_batches=-1: expected null or a whole number >= 1"),
+    ("batch_size=abc", "batch_size='abc': expected a whole number"),
+    ("optim.lr=fast", "optim.lr='fast': expected a number > 0"),
+    ("optim.momentum=1.5", "optim.momentum=1.5: expected a number in [0, 1)"),
+    ("schedule.patience=x", "schedule.patience='x': expected a whole number >= 0"),
+    ("seed=x", "seed='x': expected a whole number"),
+    ("log_every=0", "log_every=0: expected a whole number >= 1"),
+    ("deterministic=maybe", "deterministic='maybe': expected true or false"),
+    ("device=gpu", "device='gpu': expected auto, cpu, cuda or cuda:N"),
+    ("model.lrn=maybe", "model.lrn='maybe': expected true or false"),
+    ("model.dropout=1.5", "model.dropout=1.5: expected a probability in [0, 1)"),
+    ("model.image_size=big", "model.image_size='big': expected a whole number"),
+    ("model.image_size=4000", "would have"),
+    ("model.num_classes=5", "model.num_classes=5: set by the data"),
+    ("model.name=vgg", "model.name='vgg': unknown model; valid models: paper"),
+    ("data.crop=abc", "data.crop='abc': expected null or a whole number >= 1"),
+    ("data.flip=maybe", "data.flip='maybe': expected null, true or false"),
+    ("schedule.name=bogus", "schedule.name='bogus': expected one of plateau, events"),
+    ('schedule.name=events schedule.events=[{"lr":1}]', "schedule: schedule event {'lr': 1}"),
+])
+def test_each_bad_value_is_one_line_naming_it_before_anything_is_built(tmp_path, override,
+                                                                       named, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(out),
+                 *override.split()]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0], err
+    assert not out.exists()
+
+
+def test_cuda_without_a_gpu_is_one_line_everywhere(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from alexnet.errors import ConfigError
+    from alexnet.evaluation.infer import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+                 "device=cuda"]) == 2
+    assert "CUDA is not available on this machine; use device=cpu" in capsys.readouterr().err
+    for name in ("cuda", "gpu", "cuda:x"):
+        with pytest.raises(ConfigError, match=f"--device='{name}'"):
+            resolve_device(name)
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--num-classes", "0"], "--num-classes=0: expected a whole number >= 1"),
+    (["--num-classes", "-3"], "--num-classes=-3"),
+    (["--num-classes", "300000000"], "would have"),
+    (["-o", "dropout=1.5"], "-o dropout=1.5: expected a probability in [0, 1)"),
+    (["-o", "lrn=maybe"], "-o lrn='maybe': expected true or false"),
+])
+def test_summary_refuses_impossible_models_in_one_line(flags, named, capsys):
+    assert main(["summary", "paper", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0]
+
+
+def test_a_one_class_dataset_is_refused(tmp_path):
+    from PIL import Image
+
+    from alexnet.data.sources import image_tree
+
+    (tmp_path / "only").mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(tmp_path / "only" / f"{i}.png")
+    with pytest.raises(DataError, match="one class folder .* at least two"):
+        image_tree(tmp_path)

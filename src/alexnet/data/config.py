@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,40 +66,52 @@ class DataConfig:
         return cfg
 
     def validate(self) -> None:
-        if not self.source:
-            raise ConfigError("data.source is not set: use fashion-mnist, cifar10 or a folder "
-                              "path (an image tree or a folder made by `alexnet prepare`)")
-        self.source = str(self.source)
-        numbers = {"resize": int, "crop": int, "workers": int, "stats_images": int, "chunk": int,
-                   "noise_pool": int, "lighting": float, "val_fraction": float,
-                   "original_scale": float}
-        for name, kind in numbers.items():
+        """Check every field; one `ConfigError` with one line per problem (key, value, what
+        is allowed)."""
+        errors = []
+
+        def bad(name: str, allowed: str) -> None:
+            errors.append(f"data.{name}={getattr(self, name)!r}: expected {allowed}")
+
+        def whole(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def number(v: Any) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+        if not self.source or not isinstance(self.source, str):
+            bad("source", "fashion-mnist, cifar10 or a folder path (an image tree or a folder "
+                "made by `alexnet prepare`)")
+        if self.root is not None and (not isinstance(self.root, str) or not self.root):
+            bad("root", "a folder path")
+        for name, lo in (("resize", 1), ("crop", 1), ("workers", 0)):
             value = getattr(self, name)
-            if value is None:
-                continue
-            try:
-                setattr(self, name, kind(value))
-            except (TypeError, ValueError):
-                raise ConfigError(f"data.{name} must be a number, got {value!r}") from None
-        checks = [
-            (self.variant in VARIANTS, f"data.variant must be one of {VARIANTS}"),
-            (self.mean in MEAN_MODES, f"data.mean must be one of {MEAN_MODES}"),
-            (self.decode in DECODE_MODES, f"data.decode must be one of {DECODE_MODES}"),
-            (self.channels in (None, 1, 3), "data.channels must be 1 or 3"),
-            (self.resize is None or int(self.resize) > 0, "data.resize must be positive"),
-            (self.crop is None or int(self.crop) > 0, "data.crop must be positive"),
-            (float(self.lighting) >= 0, "data.lighting must be >= 0"),
-            (0 <= float(self.val_fraction) < 1, "data.val_fraction must be in [0, 1)"),
-            (int(self.chunk) >= 1 and int(self.noise_pool) >= 1,
-             "data.chunk and data.noise_pool must be >= 1"),
-            (self.workers is None or self.workers >= 0, "data.workers must be >= 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"{message} (got {self.asdict()})")
-        if self.crop is not None and self.resize is not None and self.crop > self.resize:
-            raise ConfigError(f"data.crop ({self.crop}) is larger than data.resize "
-                              f"({self.resize}); use crop <= resize")
+            if value is not None and not (whole(value) and lo <= value <= 65536):
+                bad(name, f"null or a whole number >= {lo}")
+        for name in ("stats_images", "chunk", "noise_pool"):
+            if not (whole(getattr(self, name)) and getattr(self, name) >= 1):
+                bad(name, "a whole number >= 1")
+        if not (number(self.lighting) and self.lighting >= 0):
+            bad("lighting", "a number >= 0 (0.1 in the paper; 0 = off)")
+        if not (number(self.val_fraction) and 0 <= self.val_fraction < 1):
+            bad("val_fraction", "a number in [0, 1)")
+        if not (number(self.original_scale) and self.original_scale > 0):
+            bad("original_scale", "a number > 0")
+        if self.flip is not None and not isinstance(self.flip, bool):
+            bad("flip", "null, true or false")
+        for name, choices in (("variant", VARIANTS), ("mean", MEAN_MODES),
+                              ("decode", DECODE_MODES)):
+            if getattr(self, name) not in choices:
+                bad(name, "one of " + ", ".join(choices))
+        if self.channels is not None and (not whole(self.channels) or
+                                          self.channels not in (1, 3)):
+            bad("channels", "null, 1 or 3")
+        if not errors and self.crop is not None and self.resize is not None \
+                and self.crop > self.resize:
+            errors.append(f"data.crop={self.crop} is larger than data.resize={self.resize}: "
+                          "expected crop <= resize")
+        if errors:
+            raise ConfigError("\n".join(errors))
 
     @property
     def small(self) -> bool:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,14 @@ def load_image(path: str | Path) -> torch.Tensor:
     """
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        raise DataError(f"cannot read image {path}: {err.strerror or err}; check the "
+                        "path") from None
+    if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+        raise DataError(f"cannot read image {path}: not a regular file (a folder, FIFO or "
+                        "device); pass image files")
     try:
         with Image.open(path) as img:
             img.load()
@@ -275,6 +285,9 @@ def image_tree(path: str | Path, val_fraction: float = 0.1) -> Source:
     folders = _class_dirs(base)
     if not folders:
         raise DataError(f"{base} has no class sub-folders; expected <class>/<image> files")
+    if len(folders) < 2:  # one class: every prediction right, the error meaningless
+        raise DataError(f"{base} has one class folder ({folders[0]}); a classifier needs at "
+                        "least two: add a folder per class")
     paths, labels = _class_items(base, folders)
     if not paths:
         raise DataError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {base}")
