@@ -380,3 +380,117 @@ def test_a_one_class_dataset_is_refused(tmp_path):
         Image.new("RGB", (8, 8)).save(tmp_path / "only" / f"{i}.png")
     with pytest.raises(DataError, match="one class folder .* at least two"):
         image_tree(tmp_path)
+
+
+# ---------------------------------------------------------------- exact resume on image files
+
+
+@pytest.mark.slow
+def test_mid_epoch_resume_on_an_image_folder_equals_an_uninterrupted_run(tmp_path):
+    import os
+    import signal
+
+    import torch
+
+    from alexnet.train.config import resolve_config
+    from alexnet.train.loop import default_data_builder, train
+    from test_train_fakes import colour_class_tree
+
+    root = colour_class_tree(tmp_path / "images", per_class=12)  # 33 training images
+    cfg = {"model": {"name": "paper", "image_size": 64}, "epochs": 1, "batch_size": 8,
+           "data": {"source": str(root), "crop": 64, "resize": 72, "workers": 0},
+           "quick": False, "device": "cpu", "deterministic": True, "log_every": 1,
+           "optim": {"lr": 0.001}}
+
+    def stopped_at_batch_2(c, **kwargs):
+        bundle = default_data_builder(c, **kwargs)
+        iterate = bundle.train.iterate
+
+        def killed(epoch, start=0):
+            for b, batch in enumerate(iterate(epoch, start), start=start):
+                if b == 2:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                yield batch
+
+        bundle.train.iterate = killed
+        return bundle
+
+    train(resolve_config(cfg), tmp_path / "full")
+    assert train(resolve_config(cfg), tmp_path / "cut", build_data=stopped_at_batch_2
+                 )["interrupted"]
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["batch"] == 3
+    train(None, tmp_path / "cut", resume=True)
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]["state_dict"]
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---------------------------------------------------------------- odd inputs
+
+
+def test_a_fifo_is_refused_instead_of_hanging(tmp_path):
+    import os
+    import threading
+
+    from alexnet.data.sources import load_image
+
+    fifo = tmp_path / "image.jpg"
+    os.mkfifo(fifo)
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(_error_of(load_image, fifo)),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():  # unblock the reader, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("load_image blocked on a FIFO")
+    assert "not a regular file" in outcome[0]
+
+
+def _error_of(fn, *args) -> str:
+    try:
+        fn(*args)
+    except Exception as err:  # the test checks which
+        return f"{type(err).__name__}: {err}"
+    return "no error"
+
+
+def _tiny_checkpoint(path: Path) -> Path:
+    import torch
+
+    from alexnet.models import create_model
+    from alexnet.train.checkpoint import save_checkpoint
+
+    model = create_model("owt", num_classes=2, image_size=63)
+    return save_checkpoint({
+        "model": {"config": model.config, "state_dict": model.state_dict()},
+        "classes": ["a", "b"], "config": {"data": {"source": "cifar10"}},
+        "data": {"normalization": {"mean": torch.zeros(3, 1, 1), "std": torch.ones(3, 1, 1)},
+                 "preprocess": {"resize": 63, "crop": 63, "channels": 3, "size": 63}}},
+        path)
+
+
+def test_features_never_overwrite_the_checkpoint_they_read(tmp_path, capsys):
+    ckpt = _tiny_checkpoint(tmp_path / "run" / "best.pt")
+    before = ckpt.read_bytes()
+    for target in (ckpt, tmp_path / "run"):  # the file, or the run folder meaning it
+        out = ckpt if target == tmp_path / "run" else target
+        assert main(["features", str(target), "--out", str(out), "--data",
+                     str(tmp_path / "nowhere")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is the checkpoint it reads" in err[0]
+    assert ckpt.read_bytes() == before
+
+
+def test_predict_answers_a_fifo_with_an_error_line(tmp_path, capsys):
+    import os
+
+    from PIL import Image
+
+    ckpt = _tiny_checkpoint(tmp_path / "best.pt")
+    os.mkfifo(tmp_path / "pipe.png")
+    Image.new("RGB", (70, 70)).save(tmp_path / "ok.png")
+    assert main(["predict", str(ckpt), str(tmp_path / "pipe.png"), str(tmp_path / "ok.png"),
+                 "--device", "cpu"]) == 1
+    out = capsys.readouterr().out
+    assert "pipe.png: error: " in out and "not a regular file" in out and "ok.png:" in out
