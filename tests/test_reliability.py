@@ -494,3 +494,139 @@ def test_predict_answers_a_fifo_with_an_error_line(tmp_path, capsys):
                  "--device", "cpu"]) == 1
     out = capsys.readouterr().out
     assert "pipe.png: error: " in out and "not a regular file" in out and "ok.png:" in out
+
+
+# ---------------------------------------------------------------- interrupted prepare
+
+
+def _tree(root: Path, classes: int = 2, per_class: int = 6) -> Path:
+    from test_data_sources import make_tree
+
+    make_tree(root, classes=classes, per_class=per_class, corrupt=False)
+    return root
+
+
+def test_sigterm_during_prepare_stops_the_workers_and_removes_partial_files(tmp_path,
+                                                                            monkeypatch):
+    import multiprocessing
+    import os
+    import signal
+
+    from alexnet.data import prepare as prepare_module
+    from alexnet.data.packed import is_packed
+    from alexnet.data.stats import StatsAccumulator
+
+    src, dest = _tree(tmp_path / "src"), tmp_path / "out"
+    monkeypatch.setattr(prepare_module, "CHUNK", 2)  # several tasks per worker
+    seen: dict[str, list] = {}
+    merge = StatsAccumulator.merge
+
+    def terminated(self, other):  # in the parent, after the first chunk came back
+        if not seen:
+            seen["workers"] = multiprocessing.active_children()
+            seen["temps"] = sorted(p.name for p in dest.iterdir())
+            os.kill(os.getpid(), signal.SIGTERM)
+        return merge(self, other)
+
+    class Unhandled(BaseException):
+        pass
+
+    def unhandled(*_):  # without prepare's own handler SIGTERM would end pytest itself
+        raise Unhandled
+
+    monkeypatch.setattr(StatsAccumulator, "merge", terminated)
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            prepare_module.prepare(src, dest, size=24, workers=2, progress=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen["workers"] and any(".tmp" in name for name in seen["temps"])
+    assert not any(p.is_alive() for p in seen["workers"])
+    assert list(dest.iterdir()) == []  # no partial file, no lock
+    monkeypatch.setattr(StatsAccumulator, "merge", merge)
+    meta = prepare_module.prepare(src, dest, size=24, workers=0, progress=False)
+    assert not meta["already"] and is_packed(dest) and meta["counts"]["train"] > 0
+
+
+def test_prepare_refuses_an_output_inside_its_source_and_a_second_prepare(tmp_path):
+    from filelock import FileLock
+
+    from alexnet.data.prepare import prepare
+
+    src = _tree(tmp_path / "src")
+    for dest in (src, src / "packed", src / "c0" / "deeper"):
+        with pytest.raises(DataError, match="is inside SRC"):
+            prepare(src, dest, size=24, workers=0, progress=False)
+    assert sorted(p.name for p in src.iterdir()) == ["c0", "c1"]
+    (tmp_path / "out").mkdir()
+    with FileLock(tmp_path / "out" / ".lock", timeout=0), \
+            pytest.raises(DataError, match="another `alexnet prepare` is writing"):
+        prepare(src, tmp_path / "out", size=24, workers=0, progress=False)
+
+
+def test_a_rerun_removes_what_a_killed_prepare_left(tmp_path):
+    from alexnet.data.packed import is_packed
+    from alexnet.data.prepare import prepare
+
+    src, dest = _tree(tmp_path / "src"), tmp_path / "out"
+    dest.mkdir()
+    (dest / ".train.bin.k1ll3d.tmp").write_bytes(b"\xff\xd8 half of it")  # SIGKILL mid-write
+    (dest / "meta.json.partial").write_text("{}")
+    prepare(src, dest, size=24, workers=0, progress=False)
+    assert is_packed(dest)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        ["meta.json", "skipped.txt", "stats.pt"] + [f"{s}.{k}" for s in ("train", "val")
+                                                   for k in ("bin", "offsets.npy",
+                                                             "labels.npy")])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_a_signalled_prepare_process_leaves_no_workers(tmp_path, sig):
+    """The real command in its own process: slow workers, a signal while they work; after it,
+    no worker is left (SIGKILL: they notice their parent is gone) and a rerun finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from alexnet.data.packed import is_packed
+    from alexnet.data.prepare import prepare
+
+    src, dest = _tree(tmp_path / "src", per_class=8), tmp_path / "out"
+    script = ("import time, sys\n"
+              "from alexnet.data import prepare as p\n"
+              "real = p._encode_chunk\n"
+              "def slow(*a):\n    time.sleep(0.5)\n    return real(*a)\n"
+              "p._encode_chunk = slow\np.CHUNK = 2\n"
+              "from alexnet.cli import main\n"
+              f"sys.exit(main(['prepare', {str(src)!r}, {str(dest)!r}, '--size', '24', "
+              "'--workers', '2']))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    children: list[int] = []
+    deadline = time.time() + 60
+    while time.time() < deadline and not (children and list(dest.glob(".*.tmp"))):
+        time.sleep(0.1)
+        path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        children = [int(c) for c in path.read_text().split()] if path.exists() else []
+    assert children, "prepare never started its workers"
+    os.kill(proc.pid, getattr(signal, sig))
+    proc.wait(timeout=30)
+    if sig == "SIGTERM":
+        assert proc.returncode == 130 and b"interrupted" in proc.stderr.read()
+        assert not list(dest.iterdir())
+    time.sleep(2)  # a worker checks for its parent twice a second
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
+        except (FileNotFoundError, IndexError):
+            return False
+
+    assert not [pid for pid in children if alive(pid)]
+    prepare(src, dest, size=24, workers=0, progress=False)
+    assert is_packed(dest) and not list(dest.glob(".*.tmp"))
