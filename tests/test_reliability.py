@@ -630,3 +630,103 @@ def test_a_signalled_prepare_process_leaves_no_workers(tmp_path, sig):
     assert not [pid for pid in children if alive(pid)]
     prepare(src, dest, size=24, workers=0, progress=False)
     assert is_packed(dest) and not list(dest.glob(".*.tmp"))
+
+
+# ---------------------------------------------------------------- corrupt prepared data
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    from alexnet.data.prepare import prepare
+
+    root = tmp_path_factory.mktemp("packed")
+    prepare(_tree(root / "src", classes=3, per_class=4), root / "out", size=24, workers=0,
+            progress=False)
+    return root / "out"
+
+
+def _crafted(packed: Path, tmp_path: Path, craft) -> Path:
+    import shutil
+
+    dest = tmp_path / "crafted"
+    shutil.copytree(packed, dest)
+    craft(dest)
+    return dest
+
+
+def _truncate(d: Path) -> None:
+    data = (d / "train.bin").read_bytes()
+    (d / "train.bin").write_bytes(data[:len(data) // 2])
+
+
+def _offsets(d: Path, change) -> None:
+    path = d / "train.offsets.npy"
+    a = np.load(path)
+    change(a)
+    np.save(path, a)
+
+
+def _labels(d: Path, values) -> None:
+    np.save(d / "val.labels.npy", np.asarray(values, dtype=np.int64))
+
+
+def _stats(d: Path, change) -> None:
+    import torch
+
+    stats = torch.load(d / "stats.pt", weights_only=True)
+    change(stats)
+    torch.save(stats, d / "stats.pt")
+
+
+def _meta(d: Path, **changes) -> None:
+    import json
+
+    meta = json.loads((d / "meta.json").read_text())
+    (d / "meta.json").write_text(json.dumps({**meta, **changes}))
+
+
+CRAFTED = {
+    "truncated bin": (_truncate, r"train\.bin has .* bytes, but .*train\.offsets\.npy says"),
+    "offsets not increasing": (lambda d: _offsets(d, lambda a: a.__setitem__(2, a[1])),
+                               r"train\.offsets\.npy is corrupt"),
+    "offsets past the end": (lambda d: _offsets(d, lambda a: a.__setitem__(-1, a[-1] + 99)),
+                             r"train\.bin has"),
+    "offsets as a pickle": (lambda d: np.save(d / "train.offsets.npy",
+                                              np.array([{"x": 1}], dtype=object)),
+                            r"cannot read .*train\.offsets\.npy"),
+    "label out of range": (lambda d: _labels(d, [0, 1, 7]),
+                           r"val\.labels\.npy holds labels 0\.\.\.7, outside the 3 classes"),
+    "labels missing": (lambda d: _labels(d, [0, 1]), r"val\.labels\.npy has 2 labels for 3"),
+    "stats of another size": (lambda d: _stats(d, lambda s: s.__setitem__(
+        "mean", s["mean"][:, :8, :8])), r"stats\.pt: 'mean' must be .*\(3, 24, 24\)"),
+    "stats not finite": (lambda d: _stats(d, lambda s: s["eigvec"].fill_(float("nan"))),
+                         r"stats\.pt: 'eigvec' must be finite"),
+    "stats not a dict": (lambda d: __import__("torch").save([1, 2], d / "stats.pt"),
+                         r"stats\.pt holds a list"),
+    "stats not a torch file": (lambda d: (d / "stats.pt").write_bytes(b"\x80\x02K\x01."),
+                               r"cannot read .*stats\.pt"),
+    "meta with one class": (lambda d: _meta(d, classes=["c0"]),
+                            r"meta\.json: 'classes' must be a list of at least two"),
+}
+
+
+@pytest.mark.parametrize("case", list(CRAFTED))
+def test_corrupt_prepared_data_is_one_error_naming_the_file(packed, tmp_path, case):
+    from alexnet.data.sources import open_source
+
+    craft, message = CRAFTED[case]
+    with pytest.raises(DataError, match=message):
+        open_source(str(_crafted(packed, tmp_path, craft)), tmp_path)
+
+
+def test_an_undecodable_image_in_a_prepared_split_names_it(packed, tmp_path):
+    from alexnet.data.packed import PackedSplit
+
+    def garble(d: Path) -> None:
+        data = bytearray((d / "val.bin").read_bytes())
+        data[:64] = b"\x00" * 64
+        (d / "val.bin").write_bytes(bytes(data))
+
+    split = PackedSplit(_crafted(packed, tmp_path, garble), "val", 3)
+    with pytest.raises(DataError, match=r"image 0 of .*val\.bin is not a readable JPEG"):
+        split.decode(0)
