@@ -4,6 +4,7 @@ end in a traceback, and the one-line refusal or the safe behaviour that replaced
 from __future__ import annotations
 
 import errno
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -113,6 +114,8 @@ class _FullDisk:
 
 @pytest.fixture
 def full_disk(monkeypatch):
+    """Call it to fill the disk: from then on every file the package writes fails with ENOSPC
+    after 100 bytes."""
     import alexnet.atomic
 
     real = open
@@ -121,13 +124,14 @@ def full_disk(monkeypatch):
         f = real(path, mode, **kwargs)
         return _FullDisk(f, 100) if "w" in mode else f
 
-    monkeypatch.setattr(alexnet.atomic, "_open", patched)
+    return lambda: monkeypatch.setattr(alexnet.atomic, "_open", patched)
 
 
 def test_a_full_disk_during_a_checkpoint_is_one_error_and_no_partial_file(tmp_path, full_disk):
     from alexnet.errors import WriteError
     from alexnet.train.checkpoint import save_checkpoint
 
+    full_disk()
     with pytest.raises(WriteError, match=r"cannot write .*last\.pt: no space left"):
         save_checkpoint({"epoch": 1, "w": np.zeros(1000).tolist()}, tmp_path / "last.pt")
     assert list(tmp_path.iterdir()) == []
@@ -461,12 +465,12 @@ def _tiny_checkpoint(path: Path) -> Path:
     from alexnet.models import create_model
     from alexnet.train.checkpoint import save_checkpoint
 
-    model = create_model("owt", num_classes=2, image_size=63)
+    model = create_model("paper", num_classes=2, image_size=64)
     return save_checkpoint({
         "model": {"config": model.config, "state_dict": model.state_dict()},
         "classes": ["a", "b"], "config": {"data": {"source": "cifar10"}},
         "data": {"normalization": {"mean": torch.zeros(3, 1, 1), "std": torch.ones(3, 1, 1)},
-                 "preprocess": {"resize": 63, "crop": 63, "channels": 3, "size": 63}}},
+                 "preprocess": {"resize": 64, "crop": 64, "channels": 3, "size": 64}}},
         path)
 
 
@@ -730,3 +734,45 @@ def test_an_undecodable_image_in_a_prepared_split_names_it(packed, tmp_path):
     split = PackedSplit(_crafted(packed, tmp_path, garble), "val", 3)
     with pytest.raises(DataError, match=r"image 0 of .*val\.bin is not a readable JPEG"):
         split.decode(0)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "torchscript", "onnx"])
+def test_a_full_disk_during_export_is_one_error_and_no_partial_file(tmp_path, fmt, full_disk,
+                                                                    capsys):
+    ckpt = _tiny_checkpoint(tmp_path / "best.pt")
+    full_disk()
+    assert main(["export", str(ckpt), "--format", fmt]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no space left on the device" in err[0], err
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+
+
+def test_a_full_disk_during_features_and_figures_is_one_error(tmp_path, full_disk):
+    import torch
+
+    from alexnet.errors import WriteError
+    from alexnet.evaluation.features import save_features
+    from alexnet.figures.kernels import conv1_kernels_figure
+
+    full_disk()
+    with pytest.raises(WriteError, match=r"cannot write .*f\.pt: no space left"):
+        save_features(tmp_path / "f.pt", torch.zeros(100, 64), torch.zeros(100), {})
+    with pytest.raises(WriteError, match=r"cannot write .*k\.png: no space left"):
+        conv1_kernels_figure(torch.randn(96, 3, 11, 11), tmp_path / "k.png", towers=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("code, reason", [(errno.EACCES, "permission denied"),
+                                          (errno.EROFS, "the file system is read-only")])
+def test_an_unwritable_folder_is_one_error_naming_the_path(tmp_path, monkeypatch, code, reason):
+    import alexnet.atomic
+    from alexnet.atomic import write_text
+    from alexnet.errors import WriteError
+
+    def refused(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(alexnet.atomic.tempfile, "mkstemp", refused)
+    with pytest.raises(WriteError, match=rf"cannot write .*x\.txt: {reason}"):
+        write_text(tmp_path / "x.txt", "x")
+    assert list(tmp_path.iterdir()) == []

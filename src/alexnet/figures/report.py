@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import yaml
 
+from alexnet.atomic import write_text
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import (
     UNCROPPED_TEN_VIEWS,
@@ -202,8 +203,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
            f"{cfg['num_classes']} classes, data {source}"}
     html_path = out / "report.html"
     md_path = out / "report.md"
-    html_path.write_text(_html(ctx))
-    md_path.write_text(_markdown(ctx, out))
+    write_text(html_path, _html(ctx))
+    write_text(md_path, _markdown(ctx, out))
     return {"html": str(html_path), "md": str(md_path),
             "figures": {k: str(v) for k, v in figures.items()}, "evaluated": ev.ran,
             "reason": ev.reason, "status": status, "table": _md_table(rows + refs)}
