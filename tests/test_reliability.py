@@ -776,3 +776,59 @@ def test_an_unwritable_folder_is_one_error_naming_the_path(tmp_path, monkeypatch
     with pytest.raises(WriteError, match=rf"cannot write .*x\.txt: {reason}"):
         write_text(tmp_path / "x.txt", "x")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- small things
+
+
+def test_wnid_folders_are_shown_by_name_for_any_subset(tmp_path):
+    from alexnet.data.sources import class_names, ilsvrc_names
+
+    names = ilsvrc_names()
+    assert len(names) == 1000 and names["n01440764"] == "tench"
+    assert names["n15075141"] == "toilet tissue"
+    assert class_names(["n02124075", "n07749582", "ants"]) == ["Egyptian cat", "lemon", "ants"]
+    (tmp_path / "words.txt").write_text("n99999991\tspace rock, meteorite\n")
+    assert class_names(["n99999991", "n01440764"], tmp_path / "train") == ["space rock",
+                                                                           "tench"]
+
+
+def test_a_checkpoint_of_a_wnid_subset_predicts_names():
+    from alexnet.evaluation.checkpoints import class_names
+
+    assert class_names({"classes": ["n02124075", "n07749582"]}, 2) == ["Egyptian cat", "lemon"]
+
+
+def test_the_report_samples_its_top5_panel_across_classes_seeded():
+    import torch
+
+    from alexnet.figures.report import sample_across_classes
+
+    labels = torch.tensor([0] * 10 + [1] * 10 + [2] * 10)  # a val split sorted by class
+    pick = sample_across_classes(labels, 8)
+    assert len(pick) == 8 and set(labels[pick].tolist()) == {0, 1, 2}
+    assert torch.equal(pick, sample_across_classes(labels, 8))
+    assert len(set(pick.tolist())) == 8
+
+
+@pytest.mark.slow
+def test_the_report_panel_shows_several_classes_of_a_sorted_val_split(tmp_path):
+
+    from alexnet.figures.report import evaluate_for_report
+    from alexnet.models import create_model
+    from test_train_fakes import colour_class_tree
+
+    root = colour_class_tree(tmp_path / "images", per_class=80)  # 8 val images per class
+    model = create_model("paper", num_classes=3, image_size=64)
+    state = {"model": {"config": model.config, "state_dict": model.state_dict()},
+             "config": {"data": {"source": str(root), "crop": 64, "resize": 72,
+                                 "workers": 0}}}
+    ev = evaluate_for_report(state, None, batch_size=32, device="cpu", build_data=None,
+                             views=("center",), progress=False)
+    assert len(set(ev.sample[3])) == 3
+
+
+def test_config_yaml_is_utf8(tmp_path):
+    from alexnet.train.config import dump_config
+
+    assert "§5" in dump_config({"description": "§5's rule"})

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import re
@@ -204,17 +205,45 @@ def _class_dirs(folder: Path) -> list[str]:
     return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def class_names(folders: list[str]) -> list[str]:
-    """Human-readable names: ILSVRC's for a 1000-wnid tree (torchvision's list, sorted-wnid
-    order), else the folder names."""
-    if len(folders) == 1000 and all(WNID.match(f) for f in folders):
-        try:
-            from torchvision.models._meta import _IMAGENET_CATEGORIES
+@functools.cache
+def ilsvrc_names() -> dict[str, str]:
+    """wnid -> name for the 1000 ILSVRC-2012 classes: the shipped sorted wnid list
+    (`ilsvrc2012_wnids.txt`) paired with torchvision's names, which are in the same order."""
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-            return list(_IMAGENET_CATEGORIES)
-        except ImportError:
-            return list(folders)
-    return list(folders)
+    text = (Path(__file__).parent / "ilsvrc2012_wnids.txt").read_text(encoding="utf-8")
+    wnids = [line for line in text.split() if WNID.match(line)]
+    return dict(zip(wnids, _IMAGENET_CATEGORIES, strict=True))
+
+
+def _words_next_to(root: Path | None) -> dict[str, str]:
+    """`words.txt` (Tiny-ImageNet: `wnid<TAB>names`) or `LOC_synset_mapping.txt` (Kaggle:
+    `wnid names`) in or above the data folder: the first name of each wnid."""
+    for folder in [root, *(root.parents if root else [])][:3] if root else []:
+        for name in ("words.txt", "LOC_synset_mapping.txt"):
+            path = folder / name
+            if path.is_file():
+                try:
+                    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+                except OSError:
+                    continue
+                pairs = (line.replace("\t", " ").split(" ", 1) for line in lines)
+                return {p[0]: p[1].split(",")[0].strip() for p in pairs
+                        if len(p) == 2 and WNID.match(p[0])}
+    return {}
+
+
+def class_names(folders: list[str], root: str | Path | None = None) -> list[str]:
+    """Human-readable names for class folders: an ILSVRC-2012 wnid gets its class name (any
+    subset of the 1000), another wnid the name a words.txt / LOC_synset_mapping.txt next to
+    the data gives; other folders keep their names. Two folders with one name (ILSVRC has two
+    `crane`s) get their wnid added."""
+    known = ilsvrc_names() if any(WNID.match(f) for f in folders) else {}
+    if any(WNID.match(f) and f not in known for f in folders):
+        known = {**_words_next_to(Path(root) if root else None), **known}
+    names = [known.get(f, f) for f in folders]
+    return [f"{n} ({f})" if names.count(n) > 1 and n != f else n
+            for n, f in zip(names, folders, strict=True)]
 
 
 def _class_items(folder: Path, classes: list[str]) -> tuple[list[str], list[int]]:
@@ -307,7 +336,7 @@ def image_tree(path: str | Path, val_fraction: float = 0.1) -> Source:
         held = False
     return Source(
         "files", FileSplit(paths, torch.tensor(labels, dtype=torch.int64)),
-        FileSplit(vpaths, torch.tensor(vlabels, dtype=torch.int64)), class_names(folders),
+        FileSplit(vpaths, torch.tensor(vlabels, dtype=torch.int64)), class_names(folders, root),
         info={"name": str(root), "folders": folders, "val_held_out": held})
 
 
