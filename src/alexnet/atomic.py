@@ -30,6 +30,7 @@ REASONS = {
     errno.EPERM: "permission denied; choose a folder you can write to",
     errno.EROFS: "the file system is read-only; choose a writable folder",
     errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EEXIST: "a part of the path is a file, not a folder; choose another path",
     errno.EISDIR: "it is a folder; give a file name",
     errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
 }
