@@ -229,7 +229,7 @@ def test_a_refused_start_leaves_no_run_folder(tmp_path, case, capsys):
     from PIL import Image
 
     Image.new("RGB", (8, 8)).save(tmp_path / "tree" / "a" / "x.png")
-    args = {"typo": ["optim.lrr=1", "--data", str(tmp_path / "tree")],
+    args = {"typo": ["model.lrnn=false", "--data", str(tmp_path / "tree")],
             "missing data": ["--data", str(tmp_path / "nowhere")],
             "empty class folder": ["--data", str(tmp_path / "tree")]}[case]
     assert main(["train", "--out", str(tmp_path / "run"), "device=cpu", *args]) == 2
@@ -613,7 +613,8 @@ def test_a_signalled_prepare_process_leaves_no_workers(tmp_path, sig):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     children: list[int] = []
     deadline = time.time() + 60
-    while time.time() < deadline and not (children and list(dest.glob(".*.tmp"))):
+    while time.time() < deadline and not (children and dest.is_dir() and
+                                          any(p.name != ".lock" for p in dest.iterdir())):
         time.sleep(0.1)
         path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
         children = [int(c) for c in path.read_text().split()] if path.exists() else []
@@ -707,8 +708,8 @@ CRAFTED = {
                          r"stats\.pt: 'eigvec' must be finite"),
     "stats not a dict": (lambda d: __import__("torch").save([1, 2], d / "stats.pt"),
                          r"stats\.pt holds a list"),
-    "stats not a torch file": (lambda d: (d / "stats.pt").write_bytes(b"\x80\x02K\x01."),
-                               r"cannot read .*stats\.pt"),
+    "stats a foreign pickle": (lambda d: (d / "stats.pt").write_bytes(
+        pickle.dumps(_Planted(d / "code-ran"))), r"cannot read .*stats\.pt"),
     "meta with one class": (lambda d: _meta(d, classes=["c0"]),
                             r"meta\.json: 'classes' must be a list of at least two"),
 }
