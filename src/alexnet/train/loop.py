@@ -194,8 +194,14 @@ def train(cfg: dict[str, Any] | None, run_dir: str | Path, *, resume: bool = Fal
     folder = RunFolder(run_dir, resume=resume, force=force) if d.is_main else None
     failed = True
     try:
+        refused: AlexNetError | None = None
         if folder is not None:
-            folder.claim()
+            try:
+                folder.claim()
+            except AlexNetError as err:
+                refused = err
+        if any_process(refused is not None, d):  # every rank stops, not only rank 0
+            raise refused or ConfigError(f"rank 0 could not claim the run folder {run_dir}")
         summary = _train(cfg, Path(run_dir), d, resume, build_data or default_data_builder)
         failed = False
         return summary
