@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 import torch
 
-from alexnet.errors import CheckpointError
+from alexnet.errors import CheckpointError, WriteError
 from alexnet.models import create_model
 from alexnet.train.checkpoint import FORMAT, load_checkpoint, load_model, save_checkpoint
 
@@ -33,8 +33,8 @@ def test_round_trip_loads_with_weights_only(tmp_path: Path) -> None:
 def test_failed_save_keeps_the_old_file(tmp_path: Path) -> None:
     path = save_checkpoint({"epoch": 1}, tmp_path / "last.pt")
     before = path.read_bytes()
-    with mock.patch("torch.save", side_effect=OSError("disk full")), \
-            pytest.raises(OSError):
+    with mock.patch("torch.save", side_effect=OSError(28, "No space left on device")), \
+            pytest.raises(WriteError, match="no space left"):
         save_checkpoint({"epoch": 2}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary left behind

@@ -94,7 +94,8 @@ def test_ilsvrc_layout_with_flat_val_and_ground_truth_file(tmp_path):
                                       "ILSVRC2012_val_00000001.JPEG 0\n"
                                       "ILSVRC2012_val_00000002.JPEG n01440764\n")
     src = image_tree(tmp_path)
-    assert src.classes == wnids and len(src.train) == 4
+    assert src.classes == ["tench", "goldfish"] and src.info["folders"] == wnids
+    assert len(src.train) == 4
     assert src.val.labels.tolist() == [1, 0, 0]
     (tmp_path / "val.txt").unlink()
     with pytest.raises(DataError, match="ground-truth"):
@@ -102,9 +103,12 @@ def test_ilsvrc_layout_with_flat_val_and_ground_truth_file(tmp_path):
 
 
 def test_ilsvrc_class_names_for_1000_wnids():
-    wnids = [f"n{i:08d}" for i in range(1000)]
-    names = class_names(wnids)
+    from alexnet.data.sources import ilsvrc_names
+
+    names = class_names(sorted(ilsvrc_names()))
     assert len(names) == 1000 and names[0] == "tench" and names[1] == "goldfish"
+    assert class_names([f"n{i:08d}" for i in range(3)]) == ["n00000000", "n00000001",
+                                                            "n00000002"]  # not ILSVRC's
     assert class_names(["cat", "dog"]) == ["cat", "dog"]
 
 
@@ -142,7 +146,7 @@ def make_cifar10(root, n=20):
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 "labels": list(np.arange(n) % 10)}
+                 "labels": [int(v) for v in np.arange(n) % 10]}
         (folder / name).write_bytes(pickle.dumps(batch))
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
              "truck"]

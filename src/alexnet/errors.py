@@ -15,3 +15,7 @@ class DataError(AlexNetError):
 
 class CheckpointError(AlexNetError):
     """A checkpoint that is missing, truncated or does not fit what was asked for."""
+
+
+class WriteError(AlexNetError):
+    """A file that cannot be written (full disk, no permission); nothing partial is left."""

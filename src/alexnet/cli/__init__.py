@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except AlexNetError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except AlexNetError as err:  # one `error:` line per problem (a config may have several)
+        for line in str(err).splitlines() or [type(err).__name__]:
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except OSError as err:  # e.g. an output path under a file, a full disk, no permission
         where = f"cannot use {err.filename}: " if getattr(err, "filename", None) else ""

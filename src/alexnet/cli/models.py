@@ -67,9 +67,18 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     from alexnet.models import create_model
     from alexnet.models.profile import layer_table, model_stats, rows_as_dicts
+    from alexnet.train.config import check_model_options
 
+    options = parse_options(args.option)
+    errors = [f"--{flag}={value}: expected a whole number >= 1"
+              for flag, value in (("num-classes", args.num_classes),
+                                  ("in-channels", args.in_channels)) if value < 1]
+    errors = errors or check_model_options(args.model, options, num_classes=args.num_classes,
+                                           in_channels=args.in_channels, prefix="-o ")
+    if errors:
+        raise ConfigError("\n".join(errors))
     model = create_model(args.model, num_classes=args.num_classes,
-                         in_channels=args.in_channels, **parse_options(args.option))
+                         in_channels=args.in_channels, **options)
     size = model.config.get("image_size", 224)
     rows = layer_table(model, size)
     stats = model_stats(model, size)

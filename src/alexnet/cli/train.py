@@ -17,7 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", help="recipe name (see `alexnet recipes`) or a .yaml file")
     p.add_argument("--data", help="data source: fashion-mnist, cifar10 or a path")
     p.add_argument("--out", help="run folder (default runs/<recipe>-<time>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR exactly (only epochs, log_every, device "
+                        "and data.workers may be overridden)")
+    p.add_argument("--force", action="store_true",
+                   help="--out holds a run: move it aside (OUT.replaced-<time>) and start over")
     p.add_argument("--full", action="store_true", help="the full run, not the CPU quick mode")
     p.add_argument("--gpus", type=int, help="re-launch over N GPUs of this node via torchrun")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
@@ -29,16 +33,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     if args.gpus:
         from alexnet.train.distributed import launch
-        from alexnet.train.runner import default_run_dir
+        from alexnet.train.run_folder import default_run_dir
 
         argv = [f"--{k}={v}" for k in ("recipe", "data", "resume") if (v := getattr(args, k))]
+        argv += ["--force"] if args.force else []
         if not args.resume:
             argv.append(f"--out={args.out or default_run_dir(args.recipe or 'fashion-mnist')}")
         return launch(args.gpus, argv + (["--full"] if args.full else []) + args.overrides)
     from alexnet.train.runner import run_training
 
     summary = run_training(recipe=args.recipe, data=args.data, out=args.out,
-                           resume=args.resume, full=args.full, overrides=args.overrides)
+                           resume=args.resume, full=args.full, force=args.force,
+                           overrides=args.overrides)
     return 130 if summary["interrupted"] else 0
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from alexnet.errors import ConfigError
@@ -14,6 +17,16 @@ MEAN_MODES = ("auto", "pixel", "channel", "none")
 DECODE_MODES = ("auto", "cpu", "cuda")
 
 
+def cache_root() -> Path:
+    """The default data root: $ALEXNET_CACHE, else $XDG_CACHE_HOME/alexnet, else
+    ~/.cache/alexnet (always absolute)."""
+    if os.environ.get("ALEXNET_CACHE"):
+        return Path(os.environ["ALEXNET_CACHE"]).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return (base / "alexnet").absolute()
+
+
 @dataclass
 class DataConfig:
     """Where the images come from and how they are turned into training batches.
@@ -22,7 +35,8 @@ class DataConfig:
     """
 
     source: str | None = "fashion-mnist"  # fashion-mnist | cifar10 | a folder path
-    root: str = "data-cache"  # download/cache folder for torchvision datasets and stats
+    root: str | None = None  # download/cache folder for torchvision datasets and stats;
+    # None = `cache_root()`: absolute, so a file planted in the working folder is never read
     resize: int | None = None  # side images are brought to; trees: round(crop*256/224) (§2: 256)
     crop: int | None = None  # random crop (train) / centre crop (eval); None = no crop
     flip: bool | None = None  # §4.1 horizontal reflections; None = on when there is a crop
@@ -50,38 +64,50 @@ class DataConfig:
         return cfg
 
     def validate(self) -> None:
-        if not self.source:
-            raise ConfigError("data.source is not set: use fashion-mnist, cifar10 or a folder "
-                              "path (an image tree or a folder made by `alexnet prepare`)")
-        self.source = str(self.source)
-        numbers = {"resize": int, "crop": int, "workers": int, "stats_images": int, "chunk": int,
-                   "lighting": float, "val_fraction": float}
-        for name, kind in numbers.items():
+        """Check every field; one `ConfigError` with one line per problem (key, value, what
+        is allowed)."""
+        errors = []
+
+        def bad(name: str, allowed: str) -> None:
+            errors.append(f"data.{name}={getattr(self, name)!r}: expected {allowed}")
+
+        def whole(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def number(v: Any) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+        if not self.source or not isinstance(self.source, str):
+            bad("source", "fashion-mnist, cifar10 or a folder path (an image tree or a folder "
+                "made by `alexnet prepare`)")
+        if self.root is not None and (not isinstance(self.root, str) or not self.root):
+            bad("root", "a folder path")
+        for name, lo in (("resize", 1), ("crop", 1), ("workers", 0)):
             value = getattr(self, name)
-            if value is None:
-                continue
-            try:
-                setattr(self, name, kind(value))
-            except (TypeError, ValueError):
-                raise ConfigError(f"data.{name} must be a number, got {value!r}") from None
-        checks = [
-            (self.variant in VARIANTS, f"data.variant must be one of {VARIANTS}"),
-            (self.mean in MEAN_MODES, f"data.mean must be one of {MEAN_MODES}"),
-            (self.decode in DECODE_MODES, f"data.decode must be one of {DECODE_MODES}"),
-            (self.channels in (None, 1, 3), "data.channels must be 1 or 3"),
-            (self.resize is None or int(self.resize) > 0, "data.resize must be positive"),
-            (self.crop is None or int(self.crop) > 0, "data.crop must be positive"),
-            (float(self.lighting) >= 0, "data.lighting must be >= 0"),
-            (0 <= float(self.val_fraction) < 1, "data.val_fraction must be in [0, 1)"),
-            (int(self.chunk) >= 1, "data.chunk must be >= 1"),
-            (self.workers is None or self.workers >= 0, "data.workers must be >= 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"{message} (got {self.asdict()})")
-        if self.crop is not None and self.resize is not None and self.crop > self.resize:
-            raise ConfigError(f"data.crop ({self.crop}) is larger than data.resize "
-                              f"({self.resize}); use crop <= resize")
+            if value is not None and not (whole(value) and lo <= value <= 65536):
+                bad(name, f"null or a whole number >= {lo}")
+        for name in ("stats_images", "chunk"):
+            if not (whole(getattr(self, name)) and getattr(self, name) >= 1):
+                bad(name, "a whole number >= 1")
+        if not (number(self.lighting) and self.lighting >= 0):
+            bad("lighting", "a number >= 0 (0.1 in the paper; 0 = off)")
+        if not (number(self.val_fraction) and 0 <= self.val_fraction < 1):
+            bad("val_fraction", "a number in [0, 1)")
+        if self.flip is not None and not isinstance(self.flip, bool):
+            bad("flip", "null, true or false")
+        for name, choices in (("variant", VARIANTS), ("mean", MEAN_MODES),
+                              ("decode", DECODE_MODES)):
+            if getattr(self, name) not in choices:
+                bad(name, "one of " + ", ".join(choices))
+        if self.channels is not None and (not whole(self.channels) or
+                                          self.channels not in (1, 3)):
+            bad("channels", "null, 1 or 3")
+        if not errors and self.crop is not None and self.resize is not None \
+                and self.crop > self.resize:
+            errors.append(f"data.crop={self.crop} is larger than data.resize={self.resize}: "
+                          "expected crop <= resize")
+        if errors:
+            raise ConfigError("\n".join(errors))
 
     @property
     def small(self) -> bool:
@@ -90,6 +116,8 @@ class DataConfig:
     def resolved(self) -> DataConfig:
         """A copy with every `None` default filled in for this source."""
         r = dataclasses.replace(self)
+        if r.root is None:
+            r.root = str(cache_root())
         if r.channels is None:
             r.channels = 1 if r.source == "fashion-mnist" else 3
         if r.resize is None:
@@ -104,8 +132,6 @@ class DataConfig:
         if r.mean == "auto":
             r.mean = "channel" if r.small else "pixel"  # §2: the per-pixel mean image
         if r.workers is None:
-            import os
-
             r.workers = min(8, os.cpu_count() or 1)
         r.validate()
         return r

@@ -99,7 +99,10 @@ class Fetcher:
                                                                     index_lists],
             num_workers=workers, collate_fn=_collate, pin_memory=self.device.type == "cuda",
             worker_init_fn=_worker_init if workers else None,
-            prefetch_factor=4 if workers else None)
+            prefetch_factor=4 if workers else None,
+            # its own generator: the loader would otherwise draw its workers' base seed from
+            # the global RNG (dropout's), and a resumed run would see other dropout masks
+            generator=torch.Generator().manual_seed(0))
         for batch in loader:
             if isinstance(batch, _Unreadable):
                 more = f" (and {len(batch) - 1} more in this batch)" if len(batch) > 1 else ""

@@ -21,6 +21,7 @@ from alexnet.data.augment import (
     ten_views,
     to_channels,
 )
+from alexnet.errors import DataError
 
 
 @dataclass
@@ -131,7 +132,12 @@ class Pipeline:
     def from_saved(cls, normalization: dict[str, torch.Tensor],
                    preprocess: dict[str, Any]) -> Pipeline:
         """The eval-time pipeline of a checkpoint's `data` entry."""
-        return cls(resize=int(preprocess["resize"]), crop=preprocess.get("crop"),
-                   channels=int(preprocess["channels"]), mean=normalization["mean"].float(),
-                   std=normalization["std"].float())
+        try:
+            return cls(resize=int(preprocess["resize"]), crop=preprocess.get("crop"),
+                       channels=int(preprocess["channels"]), mean=normalization["mean"].float(),
+                       std=normalization["std"].float())
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise DataError(f"the checkpoint's data.preprocess / data.normalization are "
+                            f"incomplete or malformed ({type(err).__name__}: {err}); it was not "
+                            "written by this version of `alexnet train`") from None
 

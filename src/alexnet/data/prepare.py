@@ -2,24 +2,33 @@
 central 256×256) written once as JPEG bytes in the packed format (`packed.py`), with the
 training set's mean image and RGB PCA (`stats.py`).
 
-Parallel over CPU cores; unreadable files are skipped and listed in `skipped.txt`; every file
-is written under a `.partial` name and renamed at the end, `meta.json` last, so an interrupted
-run leaves nothing that looks finished; re-running on finished output does nothing.
+Parallel over CPU cores; unreadable files are skipped and listed in `skipped.txt`. Every file
+is written through `alexnet.atomic` as a temporary file and renamed at the end, `meta.json`
+last, so an interrupted run leaves nothing that looks finished; re-running on finished output
+does nothing. SIGTERM is handled as Ctrl-C: the worker processes are terminated and the
+temporary files removed; workers whose parent was killed (SIGKILL) exit on their own, and a
+rerun removes what the killed run left. DEST is locked: one `prepare` at a time.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
+from alexnet.atomic import atomic_open, atomic_path, remove_stale_temps, write_error
 from alexnet.data.augment import fit_square
 from alexnet.data.packed import FORMAT, SPLITS, decode_jpegs, encode_jpeg, is_packed, read_meta
 from alexnet.data.sources import image_tree, load_image
@@ -29,11 +38,52 @@ from alexnet.errors import DataError
 CHUNK = 64  # images per task sent to a worker process
 
 
-def _init_worker() -> None:
-    import signal
+def _exit_with(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:  # the parent was killed: do not linger as an orphan
+            os._exit(1)
 
+
+def _init_worker(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch.set_num_threads(1)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the main thread, so the same cleanup runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextmanager
+def _locked(dest: Path) -> Iterator[None]:
+    lock = FileLock(dest / ".lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise DataError(f"another `alexnet prepare` is writing {dest}; wait for it to "
+                        "finish") from None
+    except OSError as err:
+        raise write_error(dest / ".lock", err) from None
+    try:
+        yield
+    finally:
+        (dest / ".lock").unlink(missing_ok=True)
+        lock.release()
 
 
 def _encode_chunk(paths: list[str], size: int, quality: int, with_stats: bool
@@ -52,6 +102,11 @@ def _encode_chunk(paths: list[str], size: int, quality: int, with_stats: bool
             acc.add(decode_jpegs(data)[None])
         out.append((data.numpy().tobytes(), ""))
     return out, acc
+
+
+def _encode_task(task: tuple[list[str], int, int, bool]
+                 ) -> tuple[list[tuple[bytes | None, str]], StatsAccumulator | None]:
+    return _encode_chunk(*task)
 
 
 def prepare(src: str | Path, dest: str | Path, *, size: int = 256, quality: int = 90,
@@ -79,43 +134,50 @@ def prepare(src: str | Path, dest: str | Path, *, size: int = 256, quality: int 
                         f"{meta.get('val_fraction')}); choose another DEST or delete it")
     if is_packed(src):
         raise DataError(f"{src} is already a prepared dataset; train on it directly")
+    if dest.resolve() == src or src in dest.resolve().parents:
+        raise DataError(f"DEST {dest} is inside SRC {src}: the output would be written into "
+                        "the source tree (and read as images by the next run); choose a DEST "
+                        "outside it")
     source = image_tree(src, val_fraction)
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(f"cannot create the output folder {dest}: {err}; choose another "
                         "DEST") from err
-    try:
+    with _locked(dest), _sigterm_as_interrupt():
+        remove_stale_temps(dest)  # what a killed run left
+        for old in dest.glob("*.partial"):  # the same, from earlier versions
+            old.unlink(missing_ok=True)
         return _write(source, src, dest, size, quality, workers, val_fraction, progress)
-    except BaseException:  # failed or interrupted: leave no half-written files behind
-        for partial in dest.glob("*.partial"):
-            partial.unlink(missing_ok=True)
-        raise
 
 
 def _write(source: Any, src: Path, dest: Path, size: int, quality: int, workers: int | None,
            val_fraction: float, progress: bool) -> dict[str, Any]:
-    """The body of `prepare`: every file under a `.partial` name, renamed at the end."""
+    """The body of `prepare`: every file written to a temporary name and renamed when all are
+    done (`meta.json` last); on any failure or interrupt the temporary files are removed and
+    the worker processes terminated."""
     workers = (os.cpu_count() or 1) if workers is None else max(0, int(workers))
-    partials: list[tuple[Path, Path]] = []  # (partial, final)
     skipped: list[tuple[str, str]] = []
     counts: dict[str, int] = {}
     stats = StatsAccumulator()
-    pool = ProcessPoolExecutor(workers, initializer=_init_worker) if workers > 1 else None
+    import torchvision.io  # noqa: F401  (imported once here: forked workers inherit it)
+
+    pool = (multiprocessing.Pool(workers, initializer=_init_worker, initargs=(os.getpid(),))
+            if workers > 1 else None)
     try:
-        for split, files in zip(SPLITS, (source.train, source.val), strict=True):
-            starts = range(0, len(files), CHUNK)
-            chunks = [files.paths[i:i + CHUNK] for i in starts]
-            chunk_labels = [files.labels[i:i + CHUNK].tolist() for i in starts]
-            args = (size, quality, split == "train")
-            results = (pool.map(_encode_chunk, chunks, *[[a] * len(chunks) for a in args])
-                       if pool else (_encode_chunk(c, *args) for c in chunks))
-            offsets, labels = [0], []
-            final = dest / f"{split}.bin"
-            partial = final.with_name(final.name + ".partial")
-            bar = tqdm(total=len(files), desc=f"prepare {split}", unit="img",
-                       disable=not progress, dynamic_ncols=True)
-            with partial.open("wb") as f:
+        with ExitStack() as outputs:  # each output renamed when the stack closes, in reverse
+            meta_tmp = outputs.enter_context(atomic_path(dest / "meta.json"))  # renamed last
+            for split, files in zip(SPLITS, (source.train, source.val), strict=True):
+                starts = range(0, len(files), CHUNK)
+                chunks = [files.paths[i:i + CHUNK] for i in starts]
+                chunk_labels = [files.labels[i:i + CHUNK].tolist() for i in starts]
+                tasks = [(c, size, quality, split == "train") for c in chunks]
+                results = (pool.imap(_encode_task, tasks) if pool
+                           else (_encode_task(t) for t in tasks))
+                offsets, labels = [0], []
+                bar = tqdm(total=len(files), desc=f"prepare {split}", unit="img",
+                           disable=not progress, dynamic_ncols=True)
+                f = outputs.enter_context(atomic_open(dest / f"{split}.bin", "wb"))
                 for chunk, targets, (items, acc) in zip(chunks, chunk_labels, results,
                                                         strict=True):
                     for path, label, (data, reason) in zip(chunk, targets, items, strict=True):
@@ -128,37 +190,32 @@ def _write(source: Any, src: Path, dest: Path, size: int, quality: int, workers:
                     if acc is not None:
                         stats.merge(acc)
                     bar.update(len(chunk))
-            bar.close()
-            partials.append((partial, final))
-            for name, array in ((f"{split}.offsets.npy", np.asarray(offsets, dtype=np.int64)),
-                                (f"{split}.labels.npy", np.asarray(labels, dtype=np.int64))):
-                target = dest / name
-                tmp = target.with_name(target.name + ".partial")
-                with tmp.open("wb") as g:
-                    np.save(g, array)
-                partials.append((tmp, target))
-            counts[split] = len(labels)
+                bar.close()
+                for name, array in ((f"{split}.offsets.npy", np.asarray(offsets, dtype=np.int64)),
+                                    (f"{split}.labels.npy", np.asarray(labels, dtype=np.int64))):
+                    np.save(outputs.enter_context(atomic_open(dest / name, "wb")), array)
+                counts[split] = len(labels)
+            if counts.get("train", 0) == 0:
+                reasons = "; ".join(f"{p}: {r}" for p, r in skipped[:3])
+                raise DataError(f"no readable training image in {src} ({len(skipped)} skipped, "
+                                f"e.g. {reasons})")
+            torch.save(stats.finish(), outputs.enter_context(atomic_open(dest / "stats.pt")))
+            outputs.enter_context(atomic_open(dest / "skipped.txt", "w")).write(
+                "".join(f"{p}\t{r}\n" for p, r in skipped))
+            meta = {"format": FORMAT, "source": str(src), "size": size, "quality": quality,
+                    "val_fraction": val_fraction, "classes": source.classes,
+                    "folders": source.info["folders"], "counts": counts,
+                    "skipped": len(skipped), "val_held_out": source.info["val_held_out"],
+                    "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+            meta_tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    except BaseException:
+        if pool is not None:
+            pool.terminate()  # at once: no worker outlives an interrupted prepare
+            pool.join()
+            pool = None
+        raise
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    if counts.get("train", 0) == 0:
-        reasons = "; ".join(f"{p}: {r}" for p, r in skipped[:3])
-        raise DataError(f"no readable training image in {src} ({len(skipped)} skipped, e.g. "
-                        f"{reasons})")
-    tmp = dest / "stats.pt.partial"
-    torch.save(stats.finish(), tmp)
-    partials.append((tmp, dest / "stats.pt"))
-    tmp = dest / "skipped.txt.partial"
-    tmp.write_text("".join(f"{p}\t{r}\n" for p, r in skipped))
-    partials.append((tmp, dest / "skipped.txt"))
-    for partial, final in partials:
-        partial.replace(final)
-    meta = {"format": FORMAT, "source": str(src), "size": size, "quality": quality,
-            "val_fraction": val_fraction,
-            "classes": source.classes, "folders": source.info["folders"], "counts": counts,
-            "skipped": len(skipped), "val_held_out": source.info["val_held_out"],
-            "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-    tmp = dest / "meta.json.partial"
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(dest / "meta.json")  # last: the folder is finished
+            pool.close()
+            pool.join()
     return {**meta, "already": False, "skipped_files": skipped}

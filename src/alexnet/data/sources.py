@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
-import pickle
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,14 @@ def load_image(path: str | Path) -> torch.Tensor:
     """
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        raise DataError(f"cannot read image {path}: {err.strerror or err}; check the "
+                        "path") from None
+    if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+        raise DataError(f"cannot read image {path}: not a regular file (a folder, FIFO or "
+                        "device); pass image files")
     try:
         with Image.open(path) as img:
             img.load()
@@ -132,32 +142,42 @@ def fashion_mnist(root: str | Path) -> Source:
                   info={"name": "fashion-mnist"})
 
 
-def _unpickle(path: Path) -> dict:
-    try:
-        with path.open("rb") as f:
-            return pickle.load(f, encoding="latin1")
-    except (OSError, pickle.UnpicklingError, EOFError) as err:
-        raise DataError(f"cannot read CIFAR-10 file {path}: {err}; delete the folder "
-                        "to download it again") from err
+def _cifar_split(folder: Path, files: list[str]) -> MemorySplit:
+    from alexnet.data.cifar import read_batch
+
+    data, labels = [], []
+    for name in files:
+        batch = read_batch(folder / name)
+        x, y = batch.get("data"), batch.get("labels")
+        if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 2
+                and x.shape[1] == 3 * 32 * 32 and isinstance(y, list)
+                and len(y) == len(x) and all(isinstance(v, int) and 0 <= v < 10 for v in y)):
+            raise DataError(f"{folder / name} is not a CIFAR-10 batch (expected uint8 data of "
+                            "shape (N, 3072) and N labels in 0..9); delete the folder to "
+                            "download it again")
+        data.append(x)
+        labels += y
+    return MemorySplit(torch.from_numpy(np.concatenate(data).reshape(-1, 3, 32, 32)),
+                       torch.tensor(labels, dtype=torch.int64))
 
 
 def cifar10(root: str | Path) -> Source:
     """CIFAR-10 as uint8 (N, 3, 32, 32) from torchvision's layout (root/cifar-10-batches-py),
-    downloaded by torchvision when missing."""
+    downloaded by torchvision when missing. The batch files are pickles: they are parsed by
+    `alexnet.data.cifar` without unpickling, so a planted file cannot run code."""
     folder = Path(root) / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     if not all((folder / n).is_file() for n in names):
         _download("CIFAR10", Path(root))
-    splits = {}
-    for split, files in (("train", names[:5]), ("val", names[5:])):
-        parts = [_unpickle(folder / n) for n in files]
-        data = np.concatenate([p["data"] for p in parts]).reshape(-1, 3, 32, 32)
-        labels = np.concatenate([np.asarray(p["labels"]) for p in parts]).astype(np.int64)
-        splits[split] = MemorySplit(torch.from_numpy(data), torch.from_numpy(labels))
+    train, val = _cifar_split(folder, names[:5]), _cifar_split(folder, names[5:])
     classes = list(CIFAR10_CLASSES)
     if (folder / "batches.meta").is_file():
-        classes = list(_unpickle(folder / "batches.meta").get("label_names", classes))
-    return Source("memory", splits["train"], splits["val"], classes, info={"name": "cifar10"})
+        from alexnet.data.cifar import read_batch
+
+        names_read = read_batch(folder / "batches.meta").get("label_names")
+        if isinstance(names_read, list) and len(names_read) == 10:
+            classes = [str(c) for c in names_read]
+    return Source("memory", train, val, classes, info={"name": "cifar10"})
 
 
 def _download(name: str, root: Path) -> None:
@@ -185,17 +205,45 @@ def _class_dirs(folder: Path) -> list[str]:
     return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def class_names(folders: list[str]) -> list[str]:
-    """Human-readable names: ILSVRC's for a 1000-wnid tree (torchvision's list, sorted-wnid
-    order), else the folder names."""
-    if len(folders) == 1000 and all(WNID.match(f) for f in folders):
-        try:
-            from torchvision.models._meta import _IMAGENET_CATEGORIES
+@functools.cache
+def ilsvrc_names() -> dict[str, str]:
+    """wnid -> name for the 1000 ILSVRC-2012 classes: the shipped sorted wnid list
+    (`ilsvrc2012_wnids.txt`) paired with torchvision's names, which are in the same order."""
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-            return list(_IMAGENET_CATEGORIES)
-        except ImportError:
-            return list(folders)
-    return list(folders)
+    text = (Path(__file__).parent / "ilsvrc2012_wnids.txt").read_text(encoding="utf-8")
+    wnids = [line for line in text.split() if WNID.match(line)]
+    return dict(zip(wnids, _IMAGENET_CATEGORIES, strict=True))
+
+
+def _words_next_to(root: Path | None) -> dict[str, str]:
+    """`words.txt` (Tiny-ImageNet: `wnid<TAB>names`) or `LOC_synset_mapping.txt` (Kaggle:
+    `wnid names`) in or above the data folder: the first name of each wnid."""
+    for folder in [root, *(root.parents if root else [])][:3] if root else []:
+        for name in ("words.txt", "LOC_synset_mapping.txt"):
+            path = folder / name
+            if path.is_file():
+                try:
+                    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+                except OSError:
+                    continue
+                pairs = (line.replace("\t", " ").split(" ", 1) for line in lines)
+                return {p[0]: p[1].split(",")[0].strip() for p in pairs
+                        if len(p) == 2 and WNID.match(p[0])}
+    return {}
+
+
+def class_names(folders: list[str], root: str | Path | None = None) -> list[str]:
+    """Human-readable names for class folders: an ILSVRC-2012 wnid gets its class name (any
+    subset of the 1000), another wnid the name a words.txt / LOC_synset_mapping.txt next to
+    the data gives; other folders keep their names. Two folders with one name (ILSVRC has two
+    `crane`s) get their wnid added."""
+    known = ilsvrc_names() if any(WNID.match(f) for f in folders) else {}
+    if any(WNID.match(f) and f not in known for f in folders):
+        known = {**_words_next_to(Path(root) if root else None), **known}
+    names = [known.get(f, f) for f in folders]
+    return [f"{n} ({f})" if names.count(n) > 1 and n != f else n
+            for n, f in zip(names, folders, strict=True)]
 
 
 def _class_items(folder: Path, classes: list[str]) -> tuple[list[str], list[int]]:
@@ -266,6 +314,9 @@ def image_tree(path: str | Path, val_fraction: float = 0.1) -> Source:
     folders = _class_dirs(base)
     if not folders:
         raise DataError(f"{base} has no class sub-folders; expected <class>/<image> files")
+    if len(folders) < 2:  # one class: every prediction right, the error meaningless
+        raise DataError(f"{base} has one class folder ({folders[0]}); a classifier needs at "
+                        "least two: add a folder per class")
     paths, labels = _class_items(base, folders)
     if not paths:
         raise DataError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {base}")
@@ -285,7 +336,7 @@ def image_tree(path: str | Path, val_fraction: float = 0.1) -> Source:
         held = False
     return Source(
         "files", FileSplit(paths, torch.tensor(labels, dtype=torch.int64)),
-        FileSplit(vpaths, torch.tensor(vlabels, dtype=torch.int64)), class_names(folders),
+        FileSplit(vpaths, torch.tensor(vlabels, dtype=torch.int64)), class_names(folders, root),
         info={"name": str(root), "folders": folders, "val_held_out": held})
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from alexnet.atomic import atomic_open
 from alexnet.data.augment import fit_square, to_channels
-from alexnet.errors import DataError
+from alexnet.errors import DataError, WriteError
 
 
 class StatsAccumulator:
@@ -130,10 +131,8 @@ def tree_stats(paths: list[str], size: int, max_images: int, cache_dir: str | Pa
     if not cacheable:
         return stats
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save(stats, tmp)
-        tmp.replace(cache)
-    except OSError:
-        pass  # a read-only cache folder only costs the recomputation
+        with atomic_open(cache, "wb") as f:
+            torch.save(stats, f)
+    except WriteError:
+        pass  # a read-only or full cache folder only costs the recomputation
     return stats

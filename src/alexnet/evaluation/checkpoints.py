@@ -30,6 +30,10 @@ def class_names(state: dict[str, Any] | None, num_classes: int) -> list[str]:
     if num_classes == 1000 and (not stored or all(_WNID.match(str(c)) for c in stored)):
         return imagenet_names()
     if len(stored) == num_classes:
+        if any(_WNID.match(str(c)) for c in stored):  # a subset of ILSVRC stored as wnids
+            from alexnet.data.sources import class_names as folder_names
+
+            return folder_names([str(c) for c in stored])
         return [str(c) for c in stored]
     return [str(i) for i in range(num_classes)]
 

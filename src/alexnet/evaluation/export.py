@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from alexnet.atomic import save_with, write_bytes
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.train.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 
@@ -36,10 +37,10 @@ def example_input(model: nn.Module, batch: int = 2, seed: int = 0) -> torch.Tens
 
 
 def export_safetensors(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata=metadata)
+    write_bytes(path, save(tensors, metadata=metadata))
 
 
 def load_safetensors(path: Path) -> nn.Module:
@@ -62,9 +63,17 @@ def export_onnx(model: nn.Module, path: Path, x: torch.Tensor, opset: int = 17) 
                               "opset_version": opset}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # the TorchScript-based exporter (dynamo needs onnxscript)
-    with warnings.catch_warnings():
+    def write(f: Any) -> None:
+        try:
+            torch.onnx.export(model, (x,), f, **kwargs)
+        except (RuntimeError, ValueError, TypeError) as err:  # e.g. SymbolicValueError
+            raise AlexNetError(f"this model cannot be exported to ONNX (opset {opset}): "
+                               f"{str(err).splitlines()[0][:300]}; try --format torchscript "
+                               "or safetensors") from None
+
+    with warnings.catch_warnings():  # serialised in memory: a full disk is one WriteError
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(path), **kwargs)
+        save_with(path, write)
 
 
 def run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor:
@@ -77,7 +86,7 @@ def export_torchscript(model: nn.Module, path: Path, x: torch.Tensor) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in recent releases
         traced = torch.jit.trace(model, x)
-        traced.save(str(path))
+        save_with(path, lambda f: torch.jit.save(traced, f))
 
 
 def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None = None, *,
@@ -102,7 +111,6 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
     if path.is_dir():
         raise ConfigError(f"--out {path} is a folder; give a file name (e.g. {path / src.stem}"
                           f"{FORMATS[fmt]})")
-    path.parent.mkdir(parents=True, exist_ok=True)
     x = example_input(model)
     if fmt == "safetensors":
         export_safetensors(model, path, {"format": "alexnet-safetensors/1",

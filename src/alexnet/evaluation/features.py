@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from alexnet.atomic import atomic_open
 from alexnet.errors import AlexNetError, DataError
 from alexnet.evaluation.infer import over_views, resolve_device
 
@@ -44,11 +45,10 @@ def extract_features(model: nn.Module, loader: Iterable[Any], *,
 def save_features(path: str | Path, features: torch.Tensor, targets: torch.Tensor,
                   meta: dict[str, Any]) -> Path:
     """Write `{"format", "features" (N, D), "targets" (N,), "meta"}` with torch.save."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FORMAT, "features": features.contiguous(), "targets": targets,
-                "meta": meta}, path)
-    return path
+    with atomic_open(path, "wb") as f:
+        torch.save({"format": FORMAT, "features": features.contiguous(), "targets": targets,
+                    "meta": meta}, f)
+    return Path(path)
 
 
 def load_features(path: str | Path) -> dict[str, Any]:

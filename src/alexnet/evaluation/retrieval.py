@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from alexnet.errors import DataError
+from alexnet.errors import ConfigError, DataError
 from alexnet.evaluation.checkpoints import (
     DataBuilder,
     class_names,
@@ -28,7 +28,7 @@ from alexnet.evaluation.features import (
 from alexnet.evaluation.infer import resolve_device
 from alexnet.evaluation.predict import checkpoint_predictor
 from alexnet.figures.neighbors import neighbors_figure
-from alexnet.train.checkpoint import load_checkpoint, load_model
+from alexnet.train.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 
 
 def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
@@ -37,9 +37,13 @@ def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
                   build_data: DataBuilder | None = None, progress: bool = True
                   ) -> dict[str, Any]:
     """Features (N, 4096, float16) of a split of `data` (default: the checkpoint's source)."""
-    state = load_checkpoint(checkpoint)
-    mapping = data_mapping(state, data)
+    source = resolve_checkpoint_path(checkpoint)
+    if Path(out).resolve() == source.resolve():
+        raise ConfigError(f"--out {out} is the checkpoint it reads ({source}); choose another "
+                          "file name, e.g. features.pt")
     dev = resolve_device(device)
+    state = load_checkpoint(source)
+    mapping = data_mapping(state, data)
     bundle = (build_data or default_data_builder)(mapping, batch_size=batch_size, device=dev,
                                                   seed=0)
     model, _ = load_model(state, expect_num_classes=bundle.num_classes)

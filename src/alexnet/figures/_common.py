@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from alexnet.atomic import atomic_open
+
 
 def new_figure(width: float, height: float) -> Figure:
     """A Figure on the Agg canvas (no global pyplot state, no display)."""
@@ -15,10 +17,10 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    """The figure as a PNG, written atomically (`alexnet.atomic`)."""
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
+    return Path(path)
 
 
 def to_hwc(image: torch.Tensor) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import yaml
 
+from alexnet.atomic import write_text
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import (
     UNCROPPED_TEN_VIEWS,
@@ -127,7 +128,11 @@ def evaluate_for_report(state: dict[str, Any], data: str | None, *, batch_size: 
         probs_for_cm = (probs, targets)
     if probs_for_cm is not None:
         ev.confusion = confusion_matrix(probs_for_cm[0], probs_for_cm[1], bundle.num_classes)
-    x, y = next(iter(eval_batches(bundle, "center")))
+    loader = eval_batches(bundle, "center")
+    if hasattr(loader, "indices") and hasattr(loader, "labels"):  # the data part's EvalLoader
+        pick = sample_across_classes(loader.labels[loader.indices], samples)
+        loader.indices = loader.indices[pick]
+    x, y = next(iter(loader))
     x, y = x[:samples], y[:samples].cpu()
     with torch.no_grad():
         p = torch.softmax(model(x.to(dev)).float(), 1).cpu()
@@ -137,6 +142,24 @@ def evaluate_for_report(state: dict[str, Any], data: str | None, *, batch_size: 
     ev.sample = (images, top_p, [[names[i] for i in row] for row in top_i.tolist()],
                  [names[i] for i in y.tolist()])
     return ev
+
+
+def sample_across_classes(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """Positions of `n` images drawn round-robin over the classes present (the classes in a
+    seeded random order, a seeded random image of each), so Fig. 4's panel is not the first
+    images of the split, which are often all one class."""
+    g = torch.Generator().manual_seed(seed)
+    per_class = []
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten()
+        per_class.append(idx[torch.randperm(len(idx), generator=g)].tolist())
+    order = torch.randperm(len(per_class), generator=g).tolist()
+    picks: list[int] = []
+    for turn in range(max((len(p) for p in per_class), default=0)):
+        picks += [per_class[k][turn] for k in order if turn < len(per_class[k])]
+        if len(picks) >= n:
+            break
+    return torch.tensor(picks[:n], dtype=torch.int64)
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
@@ -202,8 +225,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
            f"{cfg['num_classes']} classes, data {source}"}
     html_path = out / "report.html"
     md_path = out / "report.md"
-    html_path.write_text(_html(ctx))
-    md_path.write_text(_markdown(ctx, out))
+    write_text(html_path, _html(ctx))
+    write_text(md_path, _markdown(ctx, out))
     return {"html": str(html_path), "md": str(md_path),
             "figures": {k: str(v) for k, v in figures.items()}, "evaluated": ev.ran,
             "reason": ev.reason, "status": status, "table": _md_table(rows + refs)}

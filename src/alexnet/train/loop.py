@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from alexnet.errors import AlexNetError, ConfigError
+from alexnet.atomic import append_text, write_text
+from alexnet.errors import AlexNetError, CheckpointError, ConfigError
 from alexnet.train.checkpoint import load_checkpoint, save_checkpoint
-from alexnet.train.config import dump_config, set_dotted
+from alexnet.train.config import dump_config, set_dotted, validate_config
 from alexnet.train.distributed import (
     Dist,
     all_reduce_sum,
@@ -35,6 +36,7 @@ from alexnet.train.distributed import (
 )
 from alexnet.train.doctor import RunDoctor
 from alexnet.train.optim import build_optimizer
+from alexnet.train.run_folder import RunFolder
 from alexnet.train.schedule import build_schedule, current_lr
 
 
@@ -162,8 +164,7 @@ class _Metrics:
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_text(self.path, json.dumps(record) + "\n")
         if self.tb is not None:
             for key, value in record.items():
                 if isinstance(value, int | float) and key != "epoch":
@@ -176,20 +177,38 @@ class _Metrics:
 
 
 def train(cfg: dict[str, Any] | None, run_dir: str | Path, *, resume: bool = False,
-          build_data: DataBuilder | None = None) -> dict[str, Any]:
+          build_data: DataBuilder | None = None, force: bool = False) -> dict[str, Any]:
     """Train as `cfg` (a resolved config) says, writing config.yaml, metrics.jsonl, last.pt and
     best.pt to `run_dir`. With `resume`, continue from `run_dir/last.pt` exactly, with `cfg`
     (None = the checkpoint's own config).
 
     Returns a summary: epochs done, final and best validation errors, whether it was
-    interrupted, the run folder.
+    interrupted, the run folder. Every value is checked first (`validate_config`); the folder
+    belongs to this run (`RunFolder`: refused when it holds another, locked, `force` moves the
+    old run aside).
     """
+    if cfg is not None:
+        validate_config(cfg)
     device = cfg["device"] if cfg is not None else resume_config(run_dir)["device"]
     d = init_distributed(device)
     deterministic = torch.are_deterministic_algorithms_enabled()
+    folder = RunFolder(run_dir, resume=resume, force=force) if d.is_main else None
+    failed = True
     try:
-        return _train(cfg, Path(run_dir), d, resume, build_data or default_data_builder)
+        refused: AlexNetError | None = None
+        if folder is not None:
+            try:
+                folder.claim()
+            except AlexNetError as err:
+                refused = err
+        if any_process(refused is not None, d):  # every rank stops, not only rank 0
+            raise refused or ConfigError(f"rank 0 could not claim the run folder {run_dir}")
+        summary = _train(cfg, Path(run_dir), d, resume, build_data or default_data_builder)
+        failed = False
+        return summary
     finally:
+        if folder is not None:
+            folder.release(failed)
         torch.use_deterministic_algorithms(deterministic)
         shutdown_distributed()
 
@@ -216,14 +235,6 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
         torch.backends.cudnn.benchmark = not cfg["deterministic"]
     torch.manual_seed(cfg["seed"] + d.rank)  # dropout; the data draws from its own seeds
 
-    if state is None and d.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if cfg.get("quick"):
-            print("QUICK mode (no CUDA): a shortened run of recipe "
-                  f"{cfg['recipe']!r}; the full run: {full_command(cfg)}")
-        text = dump_config(cfg)
-        print(f"resolved config -> {run_dir / 'config.yaml'}\n{text}", flush=True)
-        (run_dir / "config.yaml").write_text(text)
     data = build_data(cfg, batch_size=batch, device=d.device, seed=cfg["seed"], rank=d.rank,
                       world_size=d.world_size)
     model = _build_model(cfg, data, d)
@@ -231,12 +242,27 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
     schedule = build_schedule(cfg["schedule"], cfg["optim"]["lr"])
     start_epoch, start_batch, best = 0, 0, math.inf
     if state is not None:
-        model.load_state_dict(state["model"]["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["scheduler"])
-        start_epoch, start_batch = state["epoch"], state["batch"]
-        best = state["metrics"].get("best_top1_err", math.inf)
-        _set_rng_state(state["rng"], d)
+        try:
+            model.load_state_dict(state["model"]["state_dict"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["scheduler"])
+            start_epoch, start_batch = int(state["epoch"]), int(state["batch"])
+            best = state["metrics"].get("best_top1_err", math.inf)
+            _set_rng_state(state["rng"], d)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            found = f"a {state.get('model', {}).get('config', {}).get('name')!r} model"
+            raise CheckpointError(
+                f"{run_dir / 'last.pt'} does not fit the run it should continue (model "
+                f"{cfg['model'].get('name')!r}, {data.num_classes} classes; it holds {found}): "
+                f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}; start a new "
+                "run with another --out") from None
+    if state is None and d.is_main:  # only now that data and model exist: no half-made runs
+        if cfg.get("quick"):
+            print("QUICK mode (no CUDA): a shortened run of recipe "
+                  f"{cfg['recipe']!r}; the full run: {full_command(cfg)}")
+        text = dump_config(cfg)
+        print(f"resolved config -> {run_dir / 'config.yaml'}\n{text}", flush=True)
+        write_text(run_dir / "config.yaml", text)
 
     amp, channels_last = bool(cfg["amp"]) and cuda, bool(cfg["channels_last"]) and cuda
     raw = model
@@ -292,11 +318,6 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
                 break
             val = evaluate(model, data.val, d, amp, channels_last)
             lr = current_lr(optimizer)
-            metrics.write({"epoch": epoch, "split": "train", "loss": result["loss"],
-                           "top1_err": result["top1_err"], "lr": lr,
-                           "images_per_s": result["images_per_s"], "seconds": result["seconds"]})
-            metrics.write({"epoch": epoch, "split": "val", "loss": val["loss"],
-                           "top1_err": val["top1_err"], "top5_err": val["top5_err"], "lr": lr})
             if d.is_main:
                 tqdm.write(f"epoch {epoch + 1}/{cfg['epochs']}: train loss {result['loss']:.4f}"
                            f" (top-1 error {result['top1_err']:.2%}), val top-1 error "
@@ -311,6 +332,12 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
             checkpoint(epoch + 1, 0, val, "last.pt")
             if improved:
                 checkpoint(epoch + 1, 0, val, "best.pt")
+            # logged once last.pt holds the epoch: a kill before this re-runs it, logged once
+            metrics.write({"epoch": epoch, "split": "train", "loss": result["loss"],
+                           "top1_err": result["top1_err"], "lr": lr,
+                           "images_per_s": result["images_per_s"], "seconds": result["seconds"]})
+            metrics.write({"epoch": epoch, "split": "val", "loss": val["loss"],
+                           "top1_err": val["top1_err"], "top5_err": val["top5_err"], "lr": lr})
             summary.update(epochs_done=epoch + 1, best_top1_err=best, val=val)
             if done:
                 if d.is_main and getattr(schedule, "stop_reason", "") == "chance":

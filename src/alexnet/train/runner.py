@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 from typing import Any
 
-from alexnet.errors import ConfigError
+from alexnet.errors import CheckpointError, ConfigError
 from alexnet.recipes import DEFAULT_RECIPE, list_recipes, load_recipe
-from alexnet.train.config import parse_overrides, resolve_config, set_dotted
-from alexnet.train.loop import resume_config, train
+from alexnet.train.checkpoint import load_checkpoint
+from alexnet.train.config import parse_overrides, resolve_config, set_dotted, validate_config
+from alexnet.train.loop import train
+from alexnet.train.run_folder import default_run_dir
+
+__all__ = ["RESUMABLE", "default_run_dir", "recipe_table", "run_training"]
 
 
-def default_run_dir(recipe: str) -> Path:
-    """runs/<recipe>-<time>; the processes of one torchrun job agree on it through the run id."""
-    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
-    stamp = run_id if run_id and run_id != "none" else time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{recipe}-{stamp}"
+# What a resumed run may change: none of them changes the numbers an uninterrupted run gives.
+RESUMABLE = {"epochs": "train for more (or fewer) epochs",
+             "log_every": "steps between progress updates",
+             "device": "where to run (auto, cpu, cuda, cuda:N)",
+             "data.workers": "loader processes (the order and augmentation do not depend on it)"}
 
 
 def run_training(*, recipe: str | None = None, data: str | None = None, out: str | None = None,
-                 resume: str | None = None, full: bool = False,
+                 resume: str | None = None, full: bool = False, force: bool = False,
                  overrides: list[str] | None = None) -> dict[str, Any]:
     """`alexnet train`: resolve recipe + overrides (or take a run's own config to resume)."""
     pairs = parse_overrides(overrides or [])
     if resume is not None:
-        if recipe or data or out:
-            raise ConfigError("--resume continues a run with its own recipe, data and folder; "
-                              "drop --recipe/--data/--out (KEY=VALUE overrides are allowed)")
-        cfg = resume_config(resume)
-        for key, value in pairs.items():
-            set_dotted(cfg, key, value)
-        return train(cfg, resume, resume=True)
+        return _resume(resume, pairs, recipe=recipe, data=data, out=out, full=full, force=force)
     if data is not None:
         pairs["data.source"] = data
     if full:
@@ -42,7 +38,46 @@ def run_training(*, recipe: str | None = None, data: str | None = None, out: str
         raise ConfigError(f"recipe {cfg['recipe']!r} needs a dataset: pass --data PATH (an "
                           "ILSVRC-2012 tree, an image folder or a folder made by "
                           "`alexnet prepare`)")
-    return train(cfg, out or default_run_dir(cfg["recipe"]))
+    return train(cfg, out or default_run_dir(cfg["recipe"]), force=force)
+
+
+def _resume(run_dir: str, pairs: dict[str, Any], *, recipe: str | None, data: str | None,
+            out: str | None, full: bool, force: bool) -> dict[str, Any]:
+    """`--resume RUN`: the run's own config; only the RESUMABLE keys may change."""
+    given = [flag for flag, v in (("--recipe", recipe), ("--data", data), ("--out", out),
+                                  ("--full", full), ("--force", force)) if v]
+    if given:
+        raise ConfigError(f"--resume continues a run with its own recipe, data and folder; drop "
+                          f"{'/'.join(given)} (to start over in {run_dir}: --out {run_dir} "
+                          "--force)")
+    refused = [f"{k}={v!r}" for k, v in pairs.items() if k not in RESUMABLE]
+    if refused:
+        raise ConfigError(f"--resume cannot change {', '.join(refused)}: the resumed run would "
+                          "no longer be the run it continues. Allowed with --resume: "
+                          f"{', '.join(RESUMABLE)}; for other values start a new run")
+    state = load_checkpoint(Path(run_dir) / "last.pt")
+    cfg = state.get("config")
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{Path(run_dir) / 'last.pt'} has no run config; it was not "
+                              "written by `alexnet train`")
+    for key, value in pairs.items():
+        set_dotted(cfg, key, value)
+    try:
+        validate_config(cfg)
+    except ConfigError as err:
+        if pairs:
+            raise
+        raise CheckpointError(f"the config stored in {Path(run_dir) / 'last.pt'} is not valid "
+                              f"for this version:\n{err}") from None
+    done, batch = int(state.get("epoch", 0)), int(state.get("batch", 0))
+    if done >= cfg["epochs"] and batch == 0:
+        raise ConfigError(f"{run_dir} has finished: {done} of epochs={cfg['epochs']} done; "
+                          f"to train further pass a larger value, e.g. `alexnet train --resume "
+                          f"{run_dir} epochs={done + 10}`")
+    changes = ", ".join(f"{k}={v}" for k, v in pairs.items())
+    print(f"resuming {run_dir} at epoch {done + 1}, batch {batch}"
+          + (f", with {changes}" if changes else ""), flush=True)
+    return train(cfg, run_dir, resume=True)
 
 
 def recipe_table() -> str:
