@@ -22,7 +22,7 @@ from alexnet.models import LocalResponseNorm, create_model
 from alexnet.train.optim import PaperSGD
 
 TINY = {"image_size": 64, "batch_size": 2, "steps": 1, "warmup": 1, "device": "cpu",
-        "progress": False}
+        "progress": False, "compile": False}  # compiling takes a minute on 2 cores
 
 
 @pytest.mark.parametrize("alpha_over_n", [True, False])
@@ -42,19 +42,34 @@ def test_plain_baseline_computes_the_same_network(alpha_over_n: bool) -> None:
         assert (other.features(x) - want).abs().max() > 1e-4 * want.abs().max()
 
 
-def test_train_bench_runs_both_steps_on_cpu() -> None:
-    result = run_train_bench(TrainBenchConfig(model="paper", **TINY))
+@pytest.mark.parametrize("native", [True, False])
+def test_train_bench_runs_both_steps_on_cpu(native: bool, monkeypatch: pytest.MonkeyPatch,
+                                            ) -> None:
+    """Both rows in one run, timed in alternating rounds; bf16 only where the CPU has it."""
+    from alexnet.bench.train import format_train_bench
+    from alexnet.train import accel
+
+    monkeypatch.setattr(accel, "native_bf16", lambda: native)
+    result = run_train_bench(TrainBenchConfig(model="paper", **(TINY | {"steps": 3,
+                                                                         "rounds": 3})))
     opt, base = result["optimized"], result["baseline"]
     for row in (opt, base):
         assert row["images_per_s"] > 0 and row["step_ms"] > 0
         assert row["images_per_s"] == pytest.approx(2 / (row["step_ms"] / 1e3))
         assert row["peak_memory_mib"] is None  # CPU
+        assert row["rounds"] == 3 and row["spread"][0] <= row["images_per_s"] * 1.001
+        assert row["spread"][1] >= row["images_per_s"] * 0.999
     assert result["speedup"] == pytest.approx(opt["images_per_s"] / base["images_per_s"])
     assert base["settings"]["lrn"] == "torch.nn.LocalResponseNorm"
     assert base["settings"]["optimizer"] == "torch.optim.SGD"
+    assert base["settings"]["dtype"] == "float32" and base["settings"]["compile"] is False
     assert opt["settings"]["optimizer"].startswith("PaperSGD")
-    assert opt["settings"]["compile"] is False  # CPU default: no compile, fp32, NCHW
+    assert opt["settings"]["compile"] is False  # switched off in TINY
+    assert opt["settings"]["dtype"] == ("bfloat16 autocast" if native else "float32")
     assert result["gflop_per_image"] > 0
+    table = format_train_bench(result)
+    assert "optimised " in table and "plain eager fp32" in table and "GFLOP/s" in table
+    assert ("no native bf16" in table) is not native
 
 
 def test_timed_step_trains() -> None:
@@ -123,7 +138,7 @@ def test_time_calls_excludes_warmup_and_averages() -> None:
 
 def test_cli_bench_train_json(capsys: pytest.CaptureFixture) -> None:
     rc = main(["bench", "train", "--model", "owt", "--image-size", "64", "--batch-size", "2",
-               "--steps", "1", "--warmup", "0", "--device", "cpu", "--json"])
+               "--steps", "1", "--warmup", "0", "--device", "cpu", "--no-compile", "--json"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     assert result["config"]["model"] == "owt" and result["config"]["batch_size"] == 2

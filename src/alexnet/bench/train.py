@@ -1,11 +1,13 @@
 """`alexnet bench train`: images/s of one training step (forward, backward, update) on synthetic
 data, the optimised step side by side with the plain eager fp32 step a user would write.
 
-Optimised (what `alexnet.train.loop` does on CUDA): bf16 autocast, channels_last, torch.compile,
-§5's update rule with foreach kernels (`PaperSGD`), the fused LRN of `alexnet.kernels.lrn`
-(picked automatically by `LocalResponseNorm` on CUDA), cuDNN autotuning, no host sync per step.
+Optimised (what `alexnet.train.loop` does, `alexnet.train.accel`): on CUDA bf16 autocast,
+channels_last, torch.compile, §5's update rule with foreach kernels (`PaperSGD`), the fused LRN
+of `alexnet.kernels.lrn` (picked automatically by `LocalResponseNorm` on CUDA), cuDNN
+autotuning, no host sync per step; on a CPU bf16 autocast where the CPU has native bf16,
+channels_last, torch.compile of the model and of the update.
 Plain: the same network and weights with `torch.nn.LocalResponseNorm`, fp32, NCHW, eager,
-`torch.optim.SGD`. On CPU the optimisations that need CUDA are off, so both rows are close.
+`torch.optim.SGD`. On the CPU both are timed in alternating rounds in one process.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import copy
 import gc
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,10 +29,12 @@ from alexnet.bench.timing import (
     resolve_device,
     time_calls,
 )
+from alexnet.cpu import keep_freed_memory
 from alexnet.errors import ConfigError
 from alexnet.models import create_model
 from alexnet.models.lrn import LocalResponseNorm, lrn_reference
 from alexnet.models.profile import model_stats
+from alexnet.train.accel import autocast, step_settings
 from alexnet.train.optim import PaperSGD
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -45,13 +48,17 @@ class TrainBenchConfig:
     warmup: int = 10  # untimed steps first (compilation, cuDNN autotuning, allocator)
     image_size: int = 224  # §2; 64-112 make the CPU run fast
     num_classes: int = 1000
+    in_channels: int = 3  # 1: Fashion-MNIST, as the default recipe's QUICK mode
     device: str = "auto"
-    amp: bool | None = None  # bf16 autocast; None: on for CUDA
-    channels_last: bool | None = None  # None: on for CUDA
-    compile: bool | None = None  # torch.compile of the model; None: on for CUDA
+    # None: what the device does best (alexnet.train.accel.step_settings): all on with CUDA;
+    # on a CPU bf16 where it is native, channels_last and compile (model and update) together
+    amp: bool | None = None  # bf16 autocast
+    channels_last: bool | None = None
+    compile: bool | None = None  # torch.compile of the model (CPU: and of the update)
     compile_mode: str = "default"  # "reduce-overhead" adds CUDA graphs
     fused_lrn: bool = True  # False: the optimised step keeps the reference LRN
     baseline: bool = True  # also time the plain eager fp32 step
+    rounds: int = 5  # CPU: the rows are timed in this many alternating rounds
     seed: int = 0
     progress: bool = True
 
@@ -106,21 +113,21 @@ def _validate(cfg: TrainBenchConfig) -> None:
 
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                  y: torch.Tensor, *, amp: bool, cudagraphs: bool) -> Callable[[], None]:
+                  y: torch.Tensor, *, amp: bool, cudagraphs: bool,
+                  compile_optimizer: bool = False) -> Callable[[], None]:
     """One forward+backward+update on the fixed batch (x, y), as the training loop does it:
-    bf16 autocast around the forward when `amp` (CUDA), gradients set to None after the update,
-    no host synchronisation."""
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if amp and x.is_cuda
-                else nullcontext())
+    bf16 autocast around the forward when `amp` (CUDA, or a CPU with native bf16), the update
+    compiled when `compile_optimizer`, gradients set to None after it, no host sync."""
     mark_step = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
+    update = torch.compile(optimizer.step) if compile_optimizer else optimizer.step
 
     def step() -> None:
         if cudagraphs and mark_step is not None:
             mark_step()  # CUDA graph trees: this step may overwrite the last one's outputs
-        with autocast:
+        with autocast(x.device, amp):
             loss = F.cross_entropy(model(x), y)
         loss.backward()
-        optimizer.step()
+        update()
         optimizer.zero_grad(set_to_none=True)
 
     return step
@@ -134,42 +141,78 @@ def _time_step(step: Callable[[], None], cfg: TrainBenchConfig, device: torch.de
             "peak_memory_mib": peak_memory_mib(device)}
 
 
+def _time_interleaved(steps: dict[str, Callable[[], None]], cfg: TrainBenchConfig,
+                      device: torch.device) -> dict[str, dict[str, Any]]:
+    """Each step warmed up, then timed in alternating rounds (CPU: a busy machine slows both
+    rows alike); images/s over all rounds, and the spread of the rounds' rates."""
+    for name, step in steps.items():
+        time_calls(step, 1, max(cfg.warmup - 1, 0), device, desc=f"{name} warm-up",
+                   progress=cfg.progress)
+    rounds = max(1, min(cfg.rounds, cfg.steps))
+    per_round = [cfg.steps // rounds + (r < cfg.steps % rounds) for r in range(rounds)]
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    for r, n in enumerate(per_round):
+        for name, step in steps.items():
+            seconds[name].append(n * time_calls(step, n, 0, device, progress=False))
+        if cfg.progress:
+            print(f"  round {r + 1}/{rounds}: " + ", ".join(
+                f"{name} {per_round[r] * cfg.batch_size / seconds[name][-1]:.0f} images/s"
+                for name in steps), flush=True)
+    out = {}
+    for name, times in seconds.items():
+        rates = [n * cfg.batch_size / t for n, t in zip(per_round, times, strict=True)]
+        total = sum(times) / cfg.steps
+        out[name] = {"images_per_s": cfg.batch_size / total, "step_ms": total * 1e3,
+                     "peak_memory_mib": None, "spread": [min(rates), max(rates)],
+                     "rounds": rounds}
+    return out
+
+
 def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
     """Time the optimised and (unless `cfg.baseline` is False) the plain training step.
 
     Returns `{"device", "config", "gflop_per_image", "optimized": {...}, "baseline": {...} |
     None, "speedup"}`; each row has `images_per_s`, `step_ms`, `peak_memory_mib` (None on CPU),
-    `tflops` (achieved, fwd+bwd ≈ 3× the forward's FLOPs) and the settings it ran with.
+    `tflops` (achieved, fwd+bwd ≈ 3× the forward's FLOPs) and the settings it ran with; on the
+    CPU the rows are timed in alternating rounds and carry the rounds' `spread` of images/s.
     """
     _validate(cfg)
     device = resolve_device(cfg.device)
     cuda = device.type == "cuda"
-    amp = cuda if cfg.amp is None else cfg.amp
-    channels_last = cuda if cfg.channels_last is None else cfg.channels_last
-    compiled = cuda if cfg.compile is None else cfg.compile
+    accel = step_settings(device, amp=True if cfg.amp is None else cfg.amp,
+                          channels_last=True if cfg.channels_last is None else cfg.channels_last,
+                          compile=True if cfg.compile is None else cfg.compile)
+    amp, channels_last, compiled = accel.amp, accel.channels_last, accel.compile
+    if cfg.channels_last and not cuda and not compiled:
+        channels_last = True  # asked for explicitly: measure it even in eager mode
+    if not cuda:
+        keep_freed_memory()  # process-wide: the plain row gains from it too
     torch.manual_seed(cfg.seed)
-    template = create_model(cfg.model, num_classes=cfg.num_classes, in_channels=3,
+    template = create_model(cfg.model, num_classes=cfg.num_classes, in_channels=cfg.in_channels,
                             image_size=cfg.image_size)
     gflop = 3 * model_stats(template, cfg.image_size)["gflops"]  # fwd + bwd (2× fwd)
-    x = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size, device=device)
+    x = torch.randn(cfg.batch_size, cfg.in_channels, cfg.image_size, cfg.image_size,
+                    device=device)
     y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), device=device)
 
     def row(result: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
         return result | {"tflops": result["images_per_s"] * gflop / 1e3, "settings": settings}
 
-    baseline = None
+    plain_settings = {"dtype": "float32", "memory_format": "nchw", "compile": False,
+                      "optimizer": "torch.optim.SGD", "lrn": "torch.nn.LocalResponseNorm"}
+    baseline, plain_step = None, None
     if cfg.baseline:
-        model = plain_lrn(copy.deepcopy(template)).to(device)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        benchmark = torch.backends.cudnn.benchmark
-        torch.backends.cudnn.benchmark = False  # torch's default
-        step = training_step(model, opt, x, y, amp=False, cudagraphs=False)
-        baseline = row(_time_step(step, cfg, device, "plain step"),
-                       {"dtype": "float32", "memory_format": "nchw", "compile": False,
-                        "optimizer": "torch.optim.SGD", "lrn": "torch.nn.LocalResponseNorm"})
-        torch.backends.cudnn.benchmark = benchmark
-        del model, opt, step
-        gc.collect()
+        plain = plain_lrn(copy.deepcopy(template)).to(device)
+        plain_opt = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9,
+                                    weight_decay=5e-4)
+        plain_step = training_step(plain, plain_opt, x, y, amp=False, cudagraphs=False)
+        if cuda:
+            benchmark = torch.backends.cudnn.benchmark
+            torch.backends.cudnn.benchmark = False  # torch's default
+            baseline = row(_time_step(plain_step, cfg, device, "plain step"), plain_settings)
+            torch.backends.cudnn.benchmark = benchmark
+            del plain, plain_opt, plain_step
+            gc.collect()
 
     model = copy.deepcopy(template)
     if not cfg.fused_lrn:
@@ -191,12 +234,21 @@ def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
             fused = _fused_lrn()
             lrn_kind = "fused (Triton)" if fused is not None else "reference (no Triton)"
         step = training_step(net, opt, xo, y, amp=amp,
-                             cudagraphs=compiled and cfg.compile_mode == "reduce-overhead")
-        optimized = row(_time_step(step, cfg, device, "optimised step"),
-                        {"dtype": "bfloat16 autocast" if amp and cuda else "float32",
-                         "memory_format": "channels_last" if channels_last else "nchw",
-                         "compile": cfg.compile_mode if compiled else False,
-                         "optimizer": "PaperSGD (foreach)", "lrn": lrn_kind})
+                             cudagraphs=compiled and cfg.compile_mode == "reduce-overhead",
+                             compile_optimizer=accel.compile_optimizer)
+        settings = {"dtype": "bfloat16 autocast" if amp else "float32",
+                    "memory_format": "channels_last" if channels_last else "nchw",
+                    "compile": cfg.compile_mode if compiled else False,
+                    "optimizer": "PaperSGD (compiled)" if accel.compile_optimizer
+                    else "PaperSGD (foreach)", "lrn": lrn_kind, "notes": list(accel.notes)}
+        if cuda:
+            optimized = row(_time_step(step, cfg, device, "optimised step"), settings)
+        else:
+            steps = {"optimised": step} | ({"plain": plain_step} if plain_step else {})
+            timed = _time_interleaved(steps, cfg, device)
+            optimized = row(timed["optimised"], settings)
+            if plain_step is not None:
+                baseline = row(timed["plain"], plain_settings)
     finally:
         torch.backends.cudnn.benchmark = benchmark
     return {"device": device_name(device), "torch": torch.__version__,
@@ -209,11 +261,13 @@ def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
 def format_train_bench(result: dict[str, Any]) -> str:
     """The result as a small table for the terminal."""
     c = result["config"]
+    cpu = c["device"] == "cpu"
+    unit, scale = ("GFLOP/s", 1e3) if cpu else ("TFLOP/s", 1.0)
     lines = [f"bench train: model {c['model']}, batch {c['batch_size']}, image "
-             f"{c['image_size']}, {c['steps']} steps after {c['warmup']} warm-up, on "
-             f"{result['device']} (torch {result['torch']}); "
-             f"{result['gflop_per_image']:.2f} GFLOP per training image",
-             f"{'step':<18} {'images/s':>10} {'step ms':>9} {'TFLOP/s':>8} {'peak MiB':>9}  "
+             f"{c['image_size']}, {c.get('in_channels', 3)} input channel(s), {c['steps']} "
+             f"steps after {c['warmup']} warm-up, on {result['device']} (torch "
+             f"{result['torch']}); {result['gflop_per_image']:.2f} GFLOP per training image",
+             f"{'step':<18} {'images/s':>10} {'step ms':>9} {unit:>8} {'peak MiB':>9}  "
              "settings"]
     for name, key in (("optimised", "optimized"), ("plain eager fp32", "baseline")):
         r = result[key]
@@ -221,9 +275,13 @@ def format_train_bench(result: dict[str, Any]) -> str:
             continue
         mem = "-" if r["peak_memory_mib"] is None else f"{r['peak_memory_mib']:.0f}"
         s = r["settings"]
+        spread = (f"  (rounds: {r['spread'][0]:.0f}-{r['spread'][1]:.0f} images/s)"
+                  if r.get("spread") else "")
         lines.append(f"{name:<18} {r['images_per_s']:>10.1f} {r['step_ms']:>9.2f} "
-                     f"{r['tflops']:>8.2f} {mem:>9}  {s['dtype']}, {s['memory_format']}, "
-                     f"compile={s['compile']}, {s['optimizer']}, LRN {s['lrn']}")
+                     f"{r['tflops'] * scale:>8.2f} {mem:>9}  {s['dtype']}, "
+                     f"{s['memory_format']}, compile={s['compile']}, {s['optimizer']}, "
+                     f"LRN {s['lrn']}{spread}")
+        lines += [f"{'':<18} note: {note}" for note in s.get("notes", [])]
     if result["speedup"] is not None:
         lines.append(f"optimised / plain: {result['speedup']:.2f}x")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from alexnet.atomic import append_text, write_text
 from alexnet.errors import AlexNetError, CheckpointError, ConfigError
+from alexnet.train.accel import autocast, step_settings
 from alexnet.train.checkpoint import load_checkpoint, save_checkpoint
 from alexnet.train.config import dump_config, set_dotted, validate_config
 from alexnet.train.distributed import (
@@ -143,9 +144,7 @@ def evaluate(model: nn.Module, loader: Any, d: Dist, amp: bool,
 
 
 def _autocast(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+    return autocast(device, amp)  # bf16 on CUDA, and on CPUs with native bf16 (train/accel.py)
 
 
 class _Metrics:
@@ -264,7 +263,12 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
         print(f"resolved config -> {run_dir / 'config.yaml'}\n{text}", flush=True)
         write_text(run_dir / "config.yaml", text)
 
-    amp, channels_last = bool(cfg["amp"]) and cuda, bool(cfg["channels_last"]) and cuda
+    per_epoch = min(len(data.train), int(cfg["train_batches"] or len(data.train)))
+    accel = step_settings(d.device, amp=cfg["amp"], channels_last=cfg["channels_last"],
+                          compile=cfg["compile"], steps=per_epoch * (cfg["epochs"] - start_epoch))
+    if d.is_main and d.device.type == "cpu":
+        print(f"CPU training step: {accel.describe()}", flush=True)
+    amp, channels_last = accel.amp, accel.channels_last
     raw = model
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -272,8 +276,10 @@ def _train(cfg: dict[str, Any] | None, run_dir: Path, d: Dist, resume: bool,
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         model = DDP(model, device_ids=[d.device.index] if cuda else None)
-    if cfg["compile"] and cuda:
+    if accel.compile:
         model = torch.compile(model)
+    if accel.compile_optimizer:  # CPU: §5's update as one fused loop over the weights
+        optimizer.step = torch.compile(optimizer.step)
 
     metrics = _Metrics(run_dir, d.is_main)
     doctor = RunDoctor(data.num_classes, float(cfg["optim"]["lr"]))
