@@ -2,8 +2,8 @@
 
 Rows: ReLU (the floor: one read and one write each way), the fused Triton kernel (CUDA),
 `lrn_reference` (our plain PyTorch), `torch.nn.functional.local_response_norm` (what a user
-would write) and, with `compile_reference`, `lrn_reference` under torch.compile. Issue 6's
-target: fused LRN fwd+bwd <= 2x the ReLU's on one H100.
+would write) and, with `compile_reference`, `lrn_reference` under torch.compile. The target
+(benchmarks/README.md): fused LRN fwd+bwd <= 2x the ReLU's on one H100.
 """
 
 from __future__ import annotations

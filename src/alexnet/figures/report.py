@@ -42,7 +42,8 @@ from alexnet.figures.kernels import conv1_kernels_figure
 from alexnet.figures.predictions import predictions_figure
 from alexnet.train.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 
-# /work/shared/paper-facts.md: (setting, centre (top-1, top-5), ten views (top-1, top-5)), %.
+# The paper's §6 and its footnote on ten views: (setting, centre (top-1, top-5), ten views
+# (top-1, top-5)), error in %.
 PAPER_ILSVRC = [
     ("paper §6, ILSVRC-2010 test, 1 CNN (footnote: without ten views)", (39.0, 18.3),
      (37.5, 17.0)),

@@ -6,7 +6,8 @@ with k=2, n=5, α=1e-4, β=0.75.
 The paper's text multiplies the window sum by α; the released code divides α by n first
 (`layer.py`: `scale /= size`), and `torch.nn.LocalResponseNorm` does the same. The two differ by a
 factor n=5 in the effective coefficient. We default to α/n because the weights behind the paper's
-numbers were trained with the released code (paper-facts.md, "Local response normalization").
+numbers were trained with the released code (docs/paper-facts.md, "Where the paper and the
+released code differ").
 """
 
 from __future__ import annotations
