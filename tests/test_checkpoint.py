@@ -8,9 +8,9 @@ from unittest import mock
 import pytest
 import torch
 
+from alexnet.checkpoint import FORMAT, load_checkpoint, load_model, save_checkpoint
 from alexnet.errors import CheckpointError, WriteError
 from alexnet.models import create_model
-from alexnet.train.checkpoint import FORMAT, load_checkpoint, load_model, save_checkpoint
 
 
 def model_state(name: str = "paper", num_classes: int = 10) -> dict:
@@ -64,7 +64,7 @@ def test_wrong_files_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_a_run_folder_means_its_best_checkpoint(tmp_path: Path) -> None:
-    from alexnet.train.checkpoint import resolve_checkpoint_path
+    from alexnet.checkpoint import resolve_checkpoint_path
 
     save_checkpoint(model_state("paper", 10), tmp_path / "last.pt")
     assert resolve_checkpoint_path(tmp_path) == tmp_path / "last.pt"

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from alexnet.checkpoint import save_checkpoint
 from alexnet.models import create_model
-from alexnet.train.checkpoint import save_checkpoint
 
 SIZE = 64  # model input side: the paper family accepts image_size=64 for fast tests
 MEAN, STD = 0.5, 0.25

@@ -114,7 +114,7 @@ def test_ensemble_of_two_models_averages_their_softmax(ckpts):
     build = make_builder(n=6)
     both = evaluate_checkpoints([ckpts["a"], ckpts["b"]], "fake", build_data=build,
                                 confusion=True, progress=False)
-    from alexnet.train.checkpoint import load_model
+    from alexnet.checkpoint import load_model
 
     x = torch.cat([b[0] for b in build(  # the same batches the fake loader gives
         {}, batch_size=128, device=torch.device("cpu")).eval_loader("center")])

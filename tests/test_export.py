@@ -7,10 +7,10 @@ import warnings
 import pytest
 import torch
 
+from alexnet.checkpoint import load_model
 from alexnet.cli import main
 from alexnet.errors import AlexNetError, CheckpointError, ConfigError
 from alexnet.evaluation.export import example_input, export_checkpoint, load_safetensors
-from alexnet.train.checkpoint import load_model
 from test_eval_fakes import write_checkpoint
 
 

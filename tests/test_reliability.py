@@ -128,8 +128,8 @@ def full_disk(monkeypatch):
 
 
 def test_a_full_disk_during_a_checkpoint_is_one_error_and_no_partial_file(tmp_path, full_disk):
+    from alexnet.checkpoint import save_checkpoint
     from alexnet.errors import WriteError
-    from alexnet.train.checkpoint import save_checkpoint
 
     full_disk()
     with pytest.raises(WriteError, match=r"cannot write .*last\.pt: no space left"):
@@ -349,8 +349,8 @@ def test_each_bad_value_is_one_line_naming_it_before_anything_is_built(tmp_path,
 def test_cuda_without_a_gpu_is_one_line_everywhere(tmp_path, monkeypatch, capsys):
     import torch
 
+    from alexnet.devices import resolve_device
     from alexnet.errors import ConfigError
-    from alexnet.evaluation.infer import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
@@ -462,8 +462,8 @@ def _error_of(fn, *args) -> str:
 def _tiny_checkpoint(path: Path) -> Path:
     import torch
 
+    from alexnet.checkpoint import save_checkpoint
     from alexnet.models import create_model
-    from alexnet.train.checkpoint import save_checkpoint
 
     model = create_model("paper", num_classes=2, image_size=64)
     return save_checkpoint({

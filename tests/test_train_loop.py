@@ -7,7 +7,7 @@ import signal
 import pytest
 import torch
 
-from alexnet.train.checkpoint import load_checkpoint, load_model
+from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.train.config import resolve_config
 from alexnet.train.loop import TrainingDiverged, train
 from test_train_fakes import make_data

@@ -50,7 +50,7 @@ def test_one_tower_models_are_refused():
 
 
 def test_the_loop_trains_with_towers_and_saves_one_device_checkpoints(tmp_path):
-    from alexnet.train.checkpoint import load_model
+    from alexnet.checkpoint import load_model
     from alexnet.train.config import resolve_config
     from alexnet.train.loop import train
     from test_train_fakes import make_data

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from alexnet.bench.timing import device_name, resolve_device, time_calls
+from alexnet.bench.timing import device_name, time_calls
+from alexnet.devices import resolve_device
 from alexnet.errors import ConfigError
 from alexnet.models.lrn import _fused_lrn, lrn_reference
 

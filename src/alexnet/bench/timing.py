@@ -9,13 +9,6 @@ import torch
 from tqdm import tqdm
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """`auto` is CUDA when there is one, else the CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -26,10 +26,10 @@ from alexnet.bench.timing import (
     device_name,
     peak_memory_mib,
     reset_peak_memory,
-    resolve_device,
     time_calls,
 )
 from alexnet.cpu import keep_freed_memory
+from alexnet.devices import resolve_device
 from alexnet.errors import ConfigError
 from alexnet.models import create_model
 from alexnet.models.lrn import LocalResponseNorm, lrn_reference

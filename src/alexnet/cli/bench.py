@@ -106,7 +106,7 @@ def cmd_lrn(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from alexnet.bench.timing import resolve_device
+    from alexnet.devices import resolve_device
 
     try:
         from alexnet.data.bench import bench_loader

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from alexnet.atomic import save_with, write_bytes
+from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.errors import AlexNetError, ConfigError
-from alexnet.train.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 ATOL = {"safetensors": 0.0, "onnx": 1e-4, "torchscript": 1e-5}  # max |Δlogit| accepted

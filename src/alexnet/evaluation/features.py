@@ -14,8 +14,9 @@ from torch import nn
 from tqdm import tqdm
 
 from alexnet.atomic import atomic_open
+from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, DataError
-from alexnet.evaluation.infer import over_views, resolve_device
+from alexnet.evaluation.infer import over_views
 
 FORMAT = "alexnet-features/1"
 

@@ -14,20 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from alexnet.errors import AlexNetError, ConfigError
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """`auto`/None -> cuda when available, else cpu; a device this machine lacks (or a name
-    that is none, such as `gpu`) is a `ConfigError`."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    from alexnet.train.config import check_device
-
-    problem = check_device(str(device), "--device")
-    if problem:
-        raise ConfigError(problem)
-    return torch.device(device)
+from alexnet.devices import resolve_device
+from alexnet.errors import AlexNetError
 
 
 def _autocast(device: torch.device, amp: bool):

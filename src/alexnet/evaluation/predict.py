@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from alexnet.checkpoint import load_checkpoint, load_model
+from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import (
     UNCROPPED_TEN_VIEWS,
@@ -22,8 +24,7 @@ from alexnet.evaluation.checkpoints import (
     imagenet_names,
     ten_views_unfair,
 )
-from alexnet.evaluation.infer import average_views, over_views, resolve_device
-from alexnet.train.checkpoint import load_checkpoint, load_model
+from alexnet.evaluation.infer import average_views, over_views
 
 Transform = Callable[[list[torch.Tensor]], torch.Tensor]  # uint8 (C,H,W) list -> float batch
 

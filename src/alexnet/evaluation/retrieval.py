@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet.devices import resolve_device
 from alexnet.errors import ConfigError, DataError
 from alexnet.evaluation.checkpoints import (
     DataBuilder,
@@ -25,10 +27,8 @@ from alexnet.evaluation.features import (
     nearest_neighbors,
     save_features,
 )
-from alexnet.evaluation.infer import resolve_device
 from alexnet.evaluation.predict import checkpoint_predictor
 from alexnet.figures.neighbors import neighbors_figure
-from alexnet.train.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 
 
 def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from alexnet.checkpoint import load_checkpoint, load_model
+from alexnet.devices import resolve_device
 from alexnet.errors import CheckpointError
 from alexnet.evaluation.checkpoints import (
     UNCROPPED_TEN_VIEWS,
@@ -24,10 +26,8 @@ from alexnet.evaluation.infer import (
     ensemble,
     infer_many,
     per_class_accuracy,
-    resolve_device,
     topk_error,
 )
-from alexnet.train.checkpoint import load_checkpoint, load_model
 
 
 def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,

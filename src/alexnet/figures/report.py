@@ -18,6 +18,8 @@ import torch
 import yaml
 
 from alexnet.atomic import write_text
+from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import (
     UNCROPPED_TEN_VIEWS,
@@ -33,14 +35,12 @@ from alexnet.evaluation.infer import (
     average_views,
     confusion_matrix,
     infer,
-    resolve_device,
     topk_error,
 )
 from alexnet.figures.confusion import confusion_figure
 from alexnet.figures.curves import learning_curves_figure, lr_changes, read_metrics
 from alexnet.figures.kernels import conv1_kernels_figure
 from alexnet.figures.predictions import predictions_figure
-from alexnet.train.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 
 # The paper's §6 and its footnote on ten views: (setting, centre (top-1, top-5), ten views
 # (top-1, top-5)), error in %.

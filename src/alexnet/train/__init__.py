@@ -7,7 +7,7 @@
 - `checkpoint`: atomic saves, safe loads; `distributed`: torchrun/DDP; `towers`: §3.2
 """
 
-from alexnet.train.checkpoint import load_checkpoint, load_model, save_checkpoint
+from alexnet.checkpoint import load_checkpoint, load_model, save_checkpoint
 from alexnet.train.config import resolve_config
 from alexnet.train.loop import TrainingDiverged, train
 from alexnet.train.optim import PaperSGD

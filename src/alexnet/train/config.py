@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import yaml
 
+from alexnet.devices import check_device
 from alexnet.errors import AlexNetError, ConfigError
 
 OPEN_SECTIONS = ("model", "data")  # keys checked by the models and data parts
@@ -230,26 +231,6 @@ SCHEMA: dict[str, tuple[str, Check]] = {
     "tower_devices": ("null or a list of two devices", lambda v: v is None or (
         isinstance(v, list) and len(v) == 2 and all(isinstance(d, str) for d in v))),
 }
-
-
-def check_device(name: Any, key: str = "device") -> str | None:
-    """None when `name` is a device this machine has (auto, cpu, cuda, cuda:N), else why not."""
-    if name == "auto":
-        return None
-    try:
-        device = torch.device(str(name))
-    except (RuntimeError, ValueError):
-        return f"{key}={name!r}: expected auto, cpu, cuda or cuda:N"
-    if device.type == "cpu":
-        return None
-    if device.type != "cuda":
-        return f"{key}={name!r}: expected auto, cpu, cuda or cuda:N"
-    if not torch.cuda.is_available():
-        return f"{key}={name!r}: CUDA is not available on this machine; use {key}=cpu"
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        return (f"{key}={name!r}: this machine has {torch.cuda.device_count()} CUDA "
-                f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-    return None
 
 
 def check_model_options(name: Any, options: dict[str, Any], *, num_classes: int = 1000,

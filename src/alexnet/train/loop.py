@@ -23,9 +23,9 @@ from torch import nn
 from tqdm import tqdm
 
 from alexnet.atomic import append_text, write_text
+from alexnet.checkpoint import load_checkpoint, save_checkpoint
 from alexnet.errors import AlexNetError, CheckpointError, ConfigError
 from alexnet.train.accel import autocast, step_settings
-from alexnet.train.checkpoint import load_checkpoint, save_checkpoint
 from alexnet.train.config import dump_config, set_dotted, validate_config
 from alexnet.train.distributed import (
     Dist,

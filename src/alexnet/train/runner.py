@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from alexnet.checkpoint import load_checkpoint
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.recipes import DEFAULT_RECIPE, list_recipes, load_recipe
-from alexnet.train.checkpoint import load_checkpoint
 from alexnet.train.config import parse_overrides, resolve_config, set_dotted, validate_config
 from alexnet.train.loop import train
 from alexnet.train.run_folder import default_run_dir
