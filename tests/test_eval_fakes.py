@@ -48,11 +48,11 @@ class FakeBundle(SimpleNamespace):
     """`eval_loader(views)` over in-memory uint8 images; `train` = the same images, centre."""
 
     def eval_loader(self, views: str = "center", split: str = "val",
-                    limit: int | None = None):
+                    batch_size: int | None = None, limit: int | None = None):
         n = len(self.images) if limit is None else limit
+        bs = batch_size or self.batch
         x = fake_preprocess(list(self.images[:n]), None, self.preprocess, views)
-        return [(x[i:i + self.batch], self.labels[:n][i:i + self.batch])
-                for i in range(0, len(x), self.batch)]
+        return [(x[i:i + bs], self.labels[:n][i:i + bs]) for i in range(0, len(x), bs)]
 
 
 def make_builder(n: int = 12, classes: int = 3, seed: int = 7):

@@ -13,10 +13,10 @@ from alexnet.errors import DataError
 from alexnet.evaluation.features import (
     extract_features,
     load_features,
-    nearest_neighbors,
+    make_features,
     save_features,
 )
-from alexnet.evaluation.retrieval import find_neighbors, make_features
+from alexnet.evaluation.retrieval import find_neighbors, nearest_neighbors
 from alexnet.models import create_model
 from test_eval_fakes import SIZE, fake_preprocess, make_builder, pil_load, write_checkpoint
 
@@ -97,11 +97,10 @@ def test_features_then_neighbors_finds_the_query_itself(tmp_path, monkeypatch, c
     assert (tmp_path / "nn.png").stat().st_size > 1000
 
     # the CLI, with the data part faked
+    monkeypatch.setattr("alexnet.evaluation.features.default_data_builder", build)
     monkeypatch.setattr("alexnet.evaluation.retrieval.default_data_builder", build)
-    monkeypatch.setattr("alexnet.evaluation.checkpoints.data_functions",
-                        lambda: (pil_load, fake_preprocess))
-    monkeypatch.setattr("alexnet.evaluation.predict.data_functions",
-                        lambda: (pil_load, fake_preprocess))
+    monkeypatch.setattr("alexnet.data.load_image", pil_load)
+    monkeypatch.setattr("alexnet.data.preprocess_images", fake_preprocess)
     assert main(["features", str(ckpt), "--data", "fake", "--split", "val",
                  "--out", str(tmp_path / "f2.pt")]) == 0
     assert "10 feature vectors of 4096" in capsys.readouterr().out

@@ -1,5 +1,5 @@
-"""Inference, ten-view averaging, top-k error, ensembles, per-class accuracy, confusion, and
-`alexnet eval` on a fake data part."""
+"""`evaluate` (centre and ten views, ensembles, loss, totals kept on the device), top-k error,
+per-class accuracy, confusion, and `alexnet eval` on a fake data part."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from alexnet.checkpoint import load_model
 from alexnet.cli import main
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation import (
     average_views,
     confusion_matrix,
     ensemble,
-    infer,
+    evaluate,
+    over_views,
     per_class_accuracy,
+    top_classes,
     topk_error,
 )
-from alexnet.evaluation.run import evaluate_checkpoints
+from alexnet.evaluation.checkpoints_eval import evaluate_checkpoints
 from alexnet.models import create_model
 from test_eval_fakes import SIZE, make_builder, sensitive, write_checkpoint
 
@@ -47,30 +50,124 @@ def test_topk_error_on_hand_made_logits():
         topk_error(logits, targets[:2])
 
 
-def test_ten_view_averaging_matches_a_manual_computation():
-    model = torch.nn.Sequential(  # infer needs any classifier; a small one keeps this fast
+class ListBundle:
+    """`DataBundle.eval_loader` over fixed tensors: x (N, C, s, s) centre, (N, V, C, s, s) ten."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch: int = 4, preprocess=None):
+        self.x, self.y, self.batch = x, y, batch
+        self.preprocess = preprocess or {"crop": 24}
+
+    def eval_loader(self, views="center", split="val", batch_size=None, limit=None):
+        n, bs = limit or len(self.y), batch_size or self.batch
+        return [(self.x[i:min(i + bs, n)], self.y[i:min(i + bs, n)]) for i in range(0, n, bs)]
+
+
+def _small(classes: int = 4, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)  # any classifier; a small one keeps this fast
+    return torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 5, stride=2), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(32, 4)).eval()
+        torch.nn.Flatten(), torch.nn.Linear(32, classes)).eval()
+
+
+def test_ten_view_averaging_matches_a_manual_computation():
+    model = _small()
     x = torch.randn(6, 10, 3, 24, 24) * 3  # (B, V, C, s, s)
     y = torch.tensor([0, 1, 2, 3, 0, 1])
-    loader = [(x[:4], y[:4]), (x[4:], y[4:])]
-    logits, targets = infer(model, loader, progress=False)
-    assert logits.shape == (6, 10, 4) and torch.equal(targets, y)
-    probs = average_views(logits)
+    r = evaluate(model, ListBundle(x, y), "ten")
+    assert r.probs.shape == (6, 4) and torch.equal(r.targets, y) and r.images == 6
     with torch.no_grad():  # one view at a time, softmax, then the mean of the ten
-        manual = torch.stack([F.softmax(model(x[:, v]), dim=1) for v in range(10)]).mean(0)
-    assert torch.allclose(probs, manual, atol=1e-5)
-    assert torch.allclose(probs.sum(1), torch.ones(6))
+        logits = torch.stack([model(x[:, v]) for v in range(10)], 1)  # (B, V, classes)
+        manual = torch.stack([F.softmax(logits[:, v], dim=1) for v in range(10)]).mean(0)
+    assert torch.allclose(r.probs, manual, atol=1e-5)
+    assert torch.allclose(r.probs.sum(1), torch.ones(6))
+    assert r.loss == pytest.approx(F.nll_loss(manual.log(), y).item(), rel=1e-5)
+    assert r.top1_err == pytest.approx(topk_error(manual, y)[1])
+    assert torch.equal(r.confusion, confusion_matrix(manual, y, 4))
     # averaging probabilities differs from averaging logits when the views disagree
-    assert not torch.allclose(probs, F.softmax(logits.mean(1), dim=1), atol=1e-4)
+    assert not torch.allclose(r.probs, F.softmax(logits.mean(1), dim=1), atol=1e-4)
 
 
-def test_infer_runs_the_paper_model_on_ten_views():
+def test_over_views_runs_the_paper_model_on_every_view():
     model = sensitive(create_model("paper", num_classes=4, image_size=SIZE))
     x = torch.randn(2, 10, 3, SIZE, SIZE)
-    logits, _ = infer(model, [(x, torch.tensor([0, 1]))], progress=False)
+    logits = over_views(model, x)
+    assert logits.shape == (2, 10, 4)
     with torch.no_grad():
         assert torch.allclose(logits[1, 7], model(x[1, 7:8])[0], atol=1e-4)
+
+
+def _training_loop_numbers(model, batches):
+    """What train/loop.py's per-epoch validation computed before `evaluate` replaced it."""
+    totals = torch.zeros(4, dtype=torch.float64)
+    with torch.no_grad():
+        for x, y in batches:
+            logits = model(x).float()
+            hit = logits.topk(min(5, logits.shape[1]), dim=1).indices == y[:, None]
+            totals += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(),
+                                   hit[:, 0].sum().double(), hit.any(1).sum().double(),
+                                   torch.tensor(float(len(y)), dtype=torch.float64)])
+    loss, ok1, ok5, n = totals.tolist()
+    return {"loss": loss / n, "top1_err": 1 - ok1 / n, "top5_err": 1 - ok5 / n, "images": n}
+
+
+@pytest.mark.parametrize("classes", [4, 7])
+def test_one_model_centre_views_gives_the_training_loops_numbers(classes):
+    model = _small(classes)
+    x, y = torch.randn(10, 3, 24, 24) * 3, torch.arange(10) % classes
+    data = ListBundle(x, y)
+    want = _training_loop_numbers(model, data.eval_loader())
+    for keep in (True, False):
+        r = evaluate(model, data, keep_outputs=keep)
+        assert (r.loss, r.top1_err, r.top5_err, r.images) == (
+            want["loss"], want["top1_err"], want["top5_err"], want["images"])
+        assert r.members == [] and r.notes == []
+        if keep:
+            assert torch.allclose(r.probs, F.softmax(model(x), 1)) and torch.equal(r.targets, y)
+            assert r.loss == pytest.approx(F.nll_loss(r.probs.log(), y).item(), rel=1e-5)
+        else:
+            assert r.probs is None and r.targets is None and r.confusion is None
+    assert evaluate(model, data, channels_last=True).top1_err == want["top1_err"]
+    assert evaluate(model, data, batch_size=3, limit=7).images == 7
+
+
+def test_evaluate_sums_totals_over_processes_and_scores_ensembles():
+    a, b = _small(seed=0), _small(seed=1)
+    x, y = torch.randn(8, 3, 24, 24) * 3, torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])
+    seen = []
+
+    def two_processes(t):  # an all-reduce-sum over two processes that saw the same images
+        seen.append(t.clone())
+        return t * 2
+
+    r = evaluate([a, b], ListBundle(x, y), reduce=two_processes, keep_outputs=False)
+    assert seen[0].dtype == torch.float64 and len(seen[0]) == 4 + 2 * 2
+    assert r.images == 16 and r.probs is None
+    with torch.no_grad():
+        pa, pb = F.softmax(a(x), 1), F.softmax(b(x), 1)
+    both = (pa + pb) / 2
+    assert r.top1_err == pytest.approx(topk_error(both, y)[1])
+    assert r.loss == pytest.approx(F.nll_loss(both.log(), y).item(), rel=1e-5)
+    assert [m["top1_err"] for m in r.members] == pytest.approx(
+        [topk_error(pa, y)[1], topk_error(pb, y)[1]])
+
+
+def test_evaluate_refuses_bad_views_limits_and_empty_data():
+    model, data = _small(), ListBundle(torch.randn(2, 3, 24, 24), torch.tensor([0, 1]))
+    with pytest.raises(AlexNetError, match="views must be"):
+        evaluate(model, data, "five")
+    with pytest.raises(AlexNetError, match="positive number"):
+        evaluate(model, data, limit=0)
+    with pytest.raises(AlexNetError, match="empty"):
+        evaluate(model, ListBundle(torch.zeros(0, 3, 24, 24), torch.zeros(0, dtype=torch.long)))
+    uncropped = ListBundle(torch.randn(2, 10, 3, 24, 24), torch.tensor([0, 1]),
+                           preprocess={"crop": None})
+    assert "whole images" in evaluate(model, uncropped, "ten").notes[0]
+
+
+def test_top_classes_clips_k():
+    p, i = top_classes(torch.tensor([[0.1, 0.7, 0.2]]), 5)
+    assert i.tolist() == [[1, 2, 0]] and p[0, 0].item() == pytest.approx(0.7)
+    assert top_classes(torch.tensor([[0.1, 0.7, 0.2]]), 0)[1].tolist() == [[1]]
 
 
 def test_centre_views_give_plain_softmax():
@@ -114,8 +211,6 @@ def test_ensemble_of_two_models_averages_their_softmax(ckpts):
     build = make_builder(n=6)
     both = evaluate_checkpoints([ckpts["a"], ckpts["b"]], "fake", build_data=build,
                                 confusion=True, progress=False)
-    from alexnet.checkpoint import load_model
-
     x = torch.cat([b[0] for b in build(  # the same batches the fake loader gives
         {}, batch_size=128, device=torch.device("cpu")).eval_loader("center")])
     with torch.no_grad():
@@ -135,8 +230,21 @@ def test_wrong_class_count_and_truncated_checkpoint_are_clear_errors(ckpts, tmp_
         evaluate_checkpoints([bad], "fake", build_data=make_builder(), progress=False)
 
 
+def test_cli_eval_gives_evaluates_error_on_the_same_model_and_data(ckpts, monkeypatch, capsys):
+    build = make_builder(n=12)
+    monkeypatch.setattr("alexnet.evaluation.checkpoints_eval.default_data_builder", build)
+    assert main(["eval", str(ckpts["a"]), "--data", "fake", "--views", "center", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    model = load_model(ckpts["a"])[0]
+    direct = evaluate(model, build({"source": "fake"}, batch_size=128,
+                                   device=torch.device("cpu")), "center")
+    assert out["images"] == direct.images == 12
+    assert out["top1_err"] == direct.top1_err and out["top5_err"] == direct.top5_err
+
+
 def test_cli_eval_json(ckpts, monkeypatch, capsys):
-    monkeypatch.setattr("alexnet.evaluation.run.default_data_builder", make_builder(n=6))
+    monkeypatch.setattr("alexnet.evaluation.checkpoints_eval.default_data_builder",
+                        make_builder(n=6))
     assert main(["eval", str(ckpts["a"]), str(ckpts["b"]), "--data", "fake", "--per-class",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -11,15 +11,15 @@ from PIL import Image
 
 from alexnet.cli import main
 from alexnet.errors import CheckpointError
-from alexnet.evaluation.checkpoints import class_names
+from alexnet.evaluation.checkpoints import display_names
 from alexnet.evaluation.predict import checkpoint_predictor, predict_files
 from test_eval_fakes import fake_preprocess, make_images, pil_load, write_checkpoint
 
 
 @pytest.fixture()
 def fake_data(monkeypatch):
-    monkeypatch.setattr("alexnet.evaluation.predict.data_functions",
-                        lambda: (pil_load, fake_preprocess))
+    monkeypatch.setattr("alexnet.data.load_image", pil_load)
+    monkeypatch.setattr("alexnet.data.preprocess_images", fake_preprocess)
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +63,12 @@ def test_ten_views_and_all_classes_sum_to_one(ckpt, tmp_path):
     assert sum(p["prob"] for p in r["predictions"]) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_class_names():
+def test_display_names():
     wnids = [f"n{i:08d}" for i in range(1000)]
-    names = class_names({"classes": wnids}, 1000)
+    names = display_names({"classes": wnids}, 1000)
     assert names[0] == "tench" and names[999] == "toilet tissue"
-    assert class_names({"classes": ["cat", "dog"]}, 2) == ["cat", "dog"]
-    assert class_names(None, 3) == ["0", "1", "2"]
+    assert display_names({"classes": ["cat", "dog"]}, 2) == ["cat", "dog"]
+    assert display_names(None, 3) == ["0", "1", "2"]
 
 
 def test_torchvision_weights_offline_is_a_clear_error(monkeypatch, capsys):

@@ -16,7 +16,7 @@ import yaml
 
 from alexnet.cli import main
 from alexnet.errors import DataError
-from alexnet.figures.report import build_report, reference_rows
+from alexnet.evaluation.report import build_report, reference_rows
 from test_eval_fakes import make_builder, write_checkpoint
 
 
@@ -75,7 +75,7 @@ def test_report_limit_evaluates_the_first_images(run_dir, tmp_path):
 
 
 def test_report_of_a_quick_run_limits_itself(tmp_path, monkeypatch):
-    import alexnet.figures.report as report
+    import alexnet.evaluation.report as report
 
     monkeypatch.setattr(report, "QUICK_LIMIT", 3)
     write_checkpoint(tmp_path / "run" / "best.pt", quick=True)

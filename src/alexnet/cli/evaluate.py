@@ -1,11 +1,18 @@
 """`alexnet eval | predict | features | neighbors | report | export`: parse and dispatch to
-alexnet.evaluation and alexnet.figures."""
+alexnet.evaluation and alexnet.figures.
+
+Each command imports its implementation when it runs: `alexnet.cli` imports every command
+module to build its parser, and torch, torchvision and matplotlib take seconds to import, which
+`alexnet --help` and the other commands should not pay.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+
+from alexnet.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -94,7 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from alexnet.evaluation.run import evaluate_checkpoints, format_result
+    from alexnet.evaluation.checkpoints_eval import evaluate_checkpoints, format_result
 
     want_cm = args.confusion or bool(args.confusion_png)
     result = evaluate_checkpoints(args.checkpoints, args.data, views=args.views,
@@ -112,7 +119,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from alexnet.errors import ConfigError
     from alexnet.evaluation.predict import (
         checkpoint_predictor,
         format_predictions,
@@ -139,20 +145,19 @@ def _predict(args: argparse.Namespace) -> int:
 def _predictions_png(results: list[dict], path: str) -> None:
     import torch
 
-    from alexnet.evaluation.checkpoints import data_functions
+    from alexnet.data.images import load_image
     from alexnet.figures.predictions import predictions_figure
 
     ok = [r for r in results if "predictions" in r]
     if not ok:
         return
-    load = data_functions()[0]
-    predictions_figure([load(r["file"]) for r in ok],
+    predictions_figure([load_image(r["file"]) for r in ok],
                        torch.tensor([[p["prob"] for p in r["predictions"]] for r in ok]),
                        [[p["name"] for p in r["predictions"]] for r in ok], path)
 
 
 def _features(args: argparse.Namespace) -> int:
-    from alexnet.evaluation.retrieval import make_features
+    from alexnet.evaluation.features import make_features
 
     r = make_features(args.checkpoint, args.out, data=args.data, split=args.split,
                       batch_size=args.batch_size, device=args.device)
@@ -197,7 +202,7 @@ def _limit(text: str) -> int | str | None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from alexnet.figures.report import build_report
+    from alexnet.evaluation.report import build_report
 
     r = build_report(args.run_dir, args.out, data=args.data, evaluate=not args.no_eval,
                      batch_size=args.batch_size, device=args.device, limit=args.limit)

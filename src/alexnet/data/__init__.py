@@ -2,18 +2,19 @@
 
 `DataConfig.from_dict(recipe["data"])` -> `build_loaders(cfg, batch_size=..., device=...,
 seed=...)` -> `DataBundle` (train, val, eval_loader(views), classes, normalization,
-preprocess). `load_image` and `preprocess_images` give `predict` the same eval transform.
+preprocess). `load_image` and `preprocess_images` give `predict` the same eval transform;
+`display_image` turns normalised input back into a picture for the figures.
 """
 
 from alexnet.data.config import DataConfig
+from alexnet.data.images import display_image, load_image
 from alexnet.data.loaders import (
-           DataBundle,
-           EvalLoader,
-           TrainLoader,
-           build_loaders,
-           preprocess_images,
+    DataBundle,
+    EvalLoader,
+    TrainLoader,
+    build_loaders,
+    preprocess_images,
 )
-from alexnet.data.sources import load_image
 
 __all__ = ["DataBundle", "DataConfig", "EvalLoader", "TrainLoader", "build_loaders",
-           "load_image", "preprocess_images"]
+           "display_image", "load_image", "preprocess_images"]

@@ -6,7 +6,8 @@ A prepared folder holds, per split (train, val):
   `<split>.labels.npy`   int64 (N,): class index (sorted folder / wnid order)
 and `stats.pt` ({"mean": float32 (3, S, S) in 0..255, "eigval": (3,), "eigvec": (3, 3) columns,
 of the RGB covariance of training pixels in [0, 1]}), `skipped.txt` (unreadable files and why)
-and `meta.json`, written last: a folder without it is not finished. Statistics: `stats.py`.
+and `meta.json`, written last: a folder without it is not finished. Statistics: `stats.py`;
+JPEG coding: `images.py`; the folder as a dataset: `sources.open_source`.
 
 Everything is checked when a folder is opened (offsets from 0, increasing, ending at the size
 of the .bin file; one label per image, each a class of meta.json; the statistics' shapes), so a
@@ -16,40 +17,17 @@ truncated or crafted file is one `DataError` naming it, not garbage batches.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from alexnet.data.images import decode_jpegs  # loaders.py decodes packed batches with it
 from alexnet.errors import DataError
 
 FORMAT = "alexnet-packed/1"
 SPLITS = ("train", "val")
-
-
-def decode_jpegs(data: torch.Tensor | list[torch.Tensor], device: str | torch.device = "cpu"):
-    """torchvision's JPEG decoder (nvjpeg for a CUDA device): uint8 (3, H, W) RGB, or a list."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    if torch.device(device).type == "cuda":
-        # nvJPEG's hardware decoder does not wait for work already queued on the stream: it
-        # can write its outputs into blocks the caching allocator just freed while queued
-        # kernels still read them (NaN losses in training, seen on an H200). Drain the stream.
-        torch.cuda.current_stream(torch.device(device)).synchronize()
-    with warnings.catch_warnings():  # torchvision 0.29 deprecates it for torchcodec; it is
-        warnings.simplefilter("ignore", DeprecationWarning)  # still there and decodes on GPU
-        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-
-
-def encode_jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
-    """uint8 (3, H, W) -> uint8 (n_bytes,) JPEG."""
-    from torchvision.io import encode_jpeg as _encode
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return _encode(image, quality=quality)
 
 
 def is_packed(path: str | Path) -> bool:
@@ -175,14 +153,3 @@ def load_stats(folder: str | Path, size: int | None = None) -> dict[str, torch.T
     if bool((stats["eigval"] < 0).any()):
         raise DataError(f"{path}: the PCA eigenvalues must be >= 0; {AGAIN}")
     return stats
-
-
-def open_packed(folder: str | Path):
-    """A prepared folder as a `Source` (kind "packed")."""
-    from alexnet.data.sources import Source
-
-    meta = read_meta(folder)
-    n = len(meta["classes"])
-    return Source("packed", PackedSplit(folder, "train", n), PackedSplit(folder, "val", n),
-                  list(meta["classes"]), stats=load_stats(folder, meta["size"]),
-                  info={"name": str(folder), "size": meta["size"], "folders": meta["folders"]})

@@ -30,8 +30,9 @@ from tqdm import tqdm
 
 from alexnet.atomic import atomic_open, atomic_path, remove_stale_temps, write_error
 from alexnet.data.augment import fit_square
-from alexnet.data.packed import FORMAT, SPLITS, decode_jpegs, encode_jpeg, is_packed, read_meta
-from alexnet.data.sources import image_tree, load_image
+from alexnet.data.images import decode_jpegs, encode_jpeg, load_image
+from alexnet.data.packed import FORMAT, SPLITS, is_packed, read_meta
+from alexnet.data.sources import image_tree
 from alexnet.data.stats import StatsAccumulator
 from alexnet.errors import DataError
 

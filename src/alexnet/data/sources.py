@@ -1,13 +1,12 @@
-"""Where images come from: image reading, Fashion-MNIST / CIFAR-10 in memory, image trees
-(class-per-folder, ILSVRC-2012) as file lists, and class names."""
+"""Where images come from: Fashion-MNIST / CIFAR-10 in memory, image trees
+(class-per-folder, ILSVRC-2012) as file lists, folders made by `alexnet prepare`, and
+class names. Image files are read by `images.load_image`."""
 
 from __future__ import annotations
 
 import functools
 import gzip
-import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from alexnet.data.cifar import read_batch
+from alexnet.data.images import load_image as load_image  # loaders.py reads FileSplit with it
+from alexnet.data.packed import PackedSplit, is_packed, load_stats, read_meta
 from alexnet.errors import DataError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
@@ -62,43 +64,6 @@ class Source:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """Read an image file as uint8 (3, H, W) RGB.
-
-    Grey and palette images become RGB, alpha is composited on white, CMYK is converted.
-    Raises `DataError` naming the file when it cannot be read.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as err:
-        raise DataError(f"cannot read image {path}: {err.strerror or err}; check the "
-                        "path") from None
-    if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
-        raise DataError(f"cannot read image {path}: not a regular file (a folder, FIFO or "
-                        "device); pass image files")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode == "P":
-                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-            if img.mode in ("RGBA", "LA", "PA") or img.mode.endswith("a"):
-                rgba = img.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(white, rgba)
-            if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grey: scale to 8 bits
-                a = np.asarray(img, dtype=np.float64)
-                top = 65535.0 if a.max(initial=0) > 255 else 255.0
-                img = Image.fromarray((a * 255.0 / top).clip(0, 255).astype(np.uint8), "L")
-            rgb = np.asarray(img.convert("RGB"))  # (H, W, 3)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, MemoryError,
-            Image.DecompressionBombError) as err:  # the bomb error is not an OSError
-        raise DataError(f"cannot read image {path}: {err}; remove or replace the file "
-                        "(`alexnet prepare` skips such files and lists them)") from err
-    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
-
-
 # ---------------------------------------------------------------- Fashion-MNIST, CIFAR-10
 
 def _read_idx(path: Path, magic: int) -> np.ndarray:
@@ -143,8 +108,6 @@ def fashion_mnist(root: str | Path) -> Source:
 
 
 def _cifar_split(folder: Path, files: list[str]) -> MemorySplit:
-    from alexnet.data.cifar import read_batch
-
     data, labels = [], []
     for name in files:
         batch = read_batch(folder / name)
@@ -172,8 +135,6 @@ def cifar10(root: str | Path) -> Source:
     train, val = _cifar_split(folder, names[:5]), _cifar_split(folder, names[5:])
     classes = list(CIFAR10_CLASSES)
     if (folder / "batches.meta").is_file():
-        from alexnet.data.cifar import read_batch
-
         names_read = read_batch(folder / "batches.meta").get("label_names")
         if isinstance(names_read, list) and len(names_read) == 10:
             classes = [str(c) for c in names_read]
@@ -346,8 +307,15 @@ def open_source(source: str, root: str | Path, val_fraction: float = 0.1) -> Sou
         return fashion_mnist(root)
     if source == "cifar10":
         return cifar10(root)
-    from alexnet.data.packed import is_packed, open_packed
-
     if is_packed(source):
         return open_packed(source)
     return image_tree(source, val_fraction)
+
+
+def open_packed(folder: str | Path) -> Source:
+    """A folder made by `alexnet prepare` (`packed.py`) as a `Source` (kind "packed")."""
+    meta = read_meta(folder)
+    n = len(meta["classes"])
+    return Source("packed", PackedSplit(folder, "train", n), PackedSplit(folder, "val", n),
+                  list(meta["classes"]), stats=load_stats(folder, meta["size"]),
+                  info={"name": str(folder), "size": meta["size"], "folders": meta["folders"]})

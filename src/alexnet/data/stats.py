@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from alexnet.atomic import atomic_open
 from alexnet.data.augment import fit_square, to_channels
+from alexnet.data.images import load_image
 from alexnet.errors import DataError, WriteError
 
 
@@ -89,8 +90,6 @@ class _Fitted(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor | None:
-        from alexnet.data.sources import load_image
-
         try:
             return fit_square(load_image(self.paths[i]), self.size)
         except DataError:

@@ -14,17 +14,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from alexnet import data as data_part
 from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import (
     UNCROPPED_TEN_VIEWS,
-    class_names,
-    data_functions,
+    display_names,
     imagenet_names,
     ten_views_unfair,
 )
-from alexnet.evaluation.infer import average_views, over_views
+from alexnet.evaluation.metrics import average_views, over_views, top_classes
+from alexnet.models import create_model
 
 Transform = Callable[[list[torch.Tensor]], torch.Tensor]  # uint8 (C,H,W) list -> float batch
 
@@ -61,14 +62,14 @@ def checkpoint_predictor(checkpoint: str, *, views: str = "center",
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{checkpoint}: no data.normalization / data.preprocess section; "
                               "it was not written by `alexnet train`") from err
-    prep = preprocess_images or data_functions()[1]
+    prep = preprocess_images or data_part.preprocess_images
     dev = resolve_device(device)
 
     def transform(images: list[torch.Tensor]) -> torch.Tensor:
         return prep(images, normalization, preprocess, views)
 
     note = UNCROPPED_TEN_VIEWS if views == "ten" and ten_views_unfair(preprocess) else ""
-    return Predictor(model.to(dev), class_names(state, model.num_classes), transform, dev,
+    return Predictor(model.to(dev), display_names(state, model.num_classes), transform, dev,
                      str(checkpoint), note)
 
 
@@ -76,9 +77,7 @@ def torchvision_predictor(*, device: str | torch.device | None = "auto",
                           views: str = "center") -> Predictor:
     """`owt` with torchvision's IMAGENET1K_V1 weights and torchvision's own preprocessing
     (resize 256, centre crop 224, ImageNet mean/std). Uses the torch hub cache or downloads."""
-    from torchvision.models import AlexNet_Weights
-
-    from alexnet.models import create_model
+    from torchvision.models import AlexNet_Weights  # here: torchvision takes seconds to import
 
     if views != "center":
         raise AlexNetError("--weights torchvision supports centre views only (torchvision's "
@@ -110,8 +109,8 @@ def predict_files(predictor: Predictor, paths: Sequence[str], *, topk: int = 5,
                   load_image: Callable[[str], torch.Tensor] | None = None) -> list[dict[str, Any]]:
     """One result per file, in order: `{"file", "predictions": [{"rank", "class", "name",
     "prob"}]}`, or `{"file", "error"}` for a file that cannot be read (the others still run)."""
-    load = load_image or data_functions()[0]
-    k = max(1, min(topk, len(predictor.classes)))
+    load = load_image or data_part.load_image
+    k = topk  # top_classes clips it to the number of classes
     results: list[dict[str, Any]] = [{"file": str(p)} for p in paths]
     pending: list[tuple[int, torch.Tensor]] = []
 
@@ -145,7 +144,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], *, topk: int = 5,
 
 
 def _fill(result: dict[str, Any], probs: torch.Tensor, k: int, classes: list[str]) -> None:
-    p, idx = probs.topk(k)
+    p, idx = top_classes(probs, k)
     result["predictions"] = [{"rank": r + 1, "class": int(c), "name": classes[int(c)],
                               "prob": float(v)} for r, (v, c) in enumerate(zip(p, idx,
                                                                               strict=True))]

@@ -1,60 +1,92 @@
-"""`alexnet features` and `alexnet neighbors`: §6.1's feature vectors of a dataset, saved to a
-file, and for query images the stored images nearest in that space, drawn as Fig. 4 (right)."""
+"""`alexnet neighbors` (§6.1, Fig. 4 right): for query images, the stored images whose 4096-d
+features are nearest in Euclidean distance, searched chunk by chunk so that a million stored
+vectors (8 GB in float16) need not fit in memory (the features file is memory-mapped)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
-from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet import data as data_part
+from alexnet.data.images import display_image
 from alexnet.devices import resolve_device
-from alexnet.errors import ConfigError, DataError
-from alexnet.evaluation.checkpoints import (
-    DataBuilder,
-    class_names,
-    data_mapping,
-    default_data_builder,
-    weights_fingerprint,
-)
-from alexnet.evaluation.features import (
-    extract_features,
-    feature_batches,
-    gather_images,
-    load_features,
-    nearest_neighbors,
-    save_features,
-)
+from alexnet.errors import AlexNetError, DataError
+from alexnet.evaluation.checkpoints import DataBuilder, default_data_builder, weights_fingerprint
+from alexnet.evaluation.features import feature_batches, load_features
 from alexnet.evaluation.predict import checkpoint_predictor
 from alexnet.figures.neighbors import neighbors_figure
 
 
-def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
-                  split: str = "train", batch_size: int = 128,
-                  device: str | torch.device | None = "auto",
-                  build_data: DataBuilder | None = None, progress: bool = True
-                  ) -> dict[str, Any]:
-    """Features (N, 4096, float16) of a split of `data` (default: the checkpoint's source)."""
-    source = resolve_checkpoint_path(checkpoint)
-    if Path(out).resolve() == source.resolve():
-        raise ConfigError(f"--out {out} is the checkpoint it reads ({source}); choose another "
-                          "file name, e.g. features.pt")
+@torch.no_grad()
+def nearest_neighbors(queries: torch.Tensor, base: torch.Tensor, k: int = 6, *,
+                      chunk_size: int = 65536, device: str | torch.device | None = "cpu",
+                      progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` rows of `base` (N, D) nearest to each query (Q, D) in Euclidean distance.
+
+    Returns (distances (Q, k) ascending, indices (Q, k)). `base` is read `chunk_size` rows at a
+    time (float32 on `device`), so memory is O(Q·chunk + chunk·D), whatever N is. Candidates
+    come from the fast expansion |q|² − 2q·b + |b|² on vectors shifted by the queries' mean
+    (distances do not change; rounding does, far less); the best max(4k, k + 16) of them are
+    re-ranked by exact distance.
+    """
+    n = base.shape[0]
+    if n == 0:
+        raise DataError("the feature set is empty: no neighbours to search")
+    if queries.shape[1] != base.shape[1]:
+        raise AlexNetError(f"query features have {queries.shape[1]} dimensions, the stored ones "
+                           f"{base.shape[1]}: they come from different models")
     dev = resolve_device(device)
-    state = load_checkpoint(source)
-    mapping = data_mapping(state, data)
-    bundle = (build_data or default_data_builder)(mapping, batch_size=batch_size, device=dev,
-                                                  seed=0)
-    model, _ = load_model(state, expect_num_classes=bundle.num_classes)
-    feats, targets = extract_features(model, feature_batches(bundle, split), device=dev,
-                                      progress=progress)
-    meta = {"checkpoint": str(checkpoint), "model": dict(model.config),
-            "weights": weights_fingerprint(model), "data": mapping, "split": split,
-            "batch_size": batch_size, "seed": 0,
-            "classes": class_names({"classes": list(bundle.classes)}, bundle.num_classes)}
-    path = save_features(out, feats, targets, meta)
-    return {"path": str(path), "images": len(feats), "dim": feats.shape[1], "split": split}
+    if k < 1:
+        raise AlexNetError(f"k must be at least 1, got {k}")
+    k = min(k, n)
+    m = min(max(4 * k, k + 16), n)  # candidates kept for the exact re-ranking
+    q_raw = queries.to(dev, torch.float32)  # (Q, D)
+    shift = q_raw.mean(0, keepdim=True)  # (1, D)
+    q = q_raw - shift
+    q2 = (q * q).sum(1, keepdim=True)  # (Q, 1)
+    best_d = torch.full((len(q), 0), float("inf"), device=dev)
+    best_i = torch.zeros((len(q), 0), dtype=torch.long, device=dev)
+    starts = range(0, n, chunk_size)
+    for lo in tqdm(starts, desc="neighbours", unit="chunk", disable=not progress):
+        b = base[lo:lo + chunk_size].to(dev, torch.float32) - shift  # (c, D)
+        d2 = q2 - 2.0 * q @ b.T + (b * b).sum(1)[None]  # (Q, c): |q|² - 2q·b + |b|²
+        cd, ci = d2.topk(min(m, b.shape[0]), dim=1, largest=False)
+        cand_d = torch.cat([best_d, cd], dim=1)
+        cand_i = torch.cat([best_i, ci + lo], dim=1)
+        best_d, pos = cand_d.topk(min(m, cand_d.shape[1]), dim=1, largest=False)
+        best_i = cand_i.gather(1, pos)
+    exact = (base[best_i.cpu().flatten()].to(dev, torch.float32).view(*best_i.shape, -1)
+             - q_raw[:, None]).norm(dim=2)  # (Q, m)
+    order = exact.argsort(dim=1, stable=True)[:, :k]
+    return exact.gather(1, order).cpu(), best_i.gather(1, order).cpu()
+
+
+def gather_images(batches: Iterable[Any], indices: torch.Tensor,
+                  normalization: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Images (len(indices), C, s, s) in [0, 1] at the given positions of the loader's order:
+    one pass over the batches, the normalisation undone, each image min-max scaled for display."""
+    wanted = {int(i): None for i in indices.flatten().tolist()}
+    found: dict[int, torch.Tensor] = {}
+    pos = 0
+    for x, _ in batches:
+        if x.dim() == 5:
+            x = x[:, 0]
+        for j in range(x.shape[0]):
+            if pos + j in wanted:
+                found[pos + j] = display_image(x[j], normalization)
+        pos += x.shape[0]
+        if len(found) == len(wanted):
+            break
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise DataError(f"images {missing[:5]} of the feature set were not found in the data "
+                        f"({pos} images seen); the data changed since `alexnet features` ran")
+    return torch.stack([found[int(i)] for i in indices.flatten().tolist()]).view(
+        *indices.shape, *next(iter(found.values())).shape)
 
 
 def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int = 6,
@@ -66,8 +98,6 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
                    progress: bool = True) -> dict[str, Any]:
     """For each query image, the `k` stored images nearest by feature distance; with `figure`,
     draw them (re-reading the stored split once to fetch the neighbours' pixels)."""
-    from alexnet.evaluation.checkpoints import data_functions
-
     store = load_features(features_file)
     meta = store["meta"]
     ckpt = checkpoint or meta["checkpoint"]
@@ -78,7 +108,7 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
                         f"through {ckpt}, whose weights differ: distances between the two "
                         "mean nothing. Drop --checkpoint, or make the features again with "
                         f"`alexnet features {ckpt} --out FILE`")
-    load = load_image or data_functions()[0]
+    load = load_image or data_part.load_image
     images = [load(str(q)) for q in queries]  # DataError names a bad file
     with torch.no_grad():
         x = predictor.transform(images).to(predictor.device)

@@ -1,27 +1,17 @@
-"""Inference -> logits, and the thin layer of metrics over it: ten-view softmax averaging (§4.1),
-ensembles that average several nets' softmax (§6: "averaging the predictions of five similar
-CNNs"), top-k error, per-class accuracy and the confusion matrix.
+"""Metrics over network outputs: a model on every view of a batch, ten-view softmax averaging
+(§4.1), ensembles that average several nets' softmax (§6: "averaging the predictions of five
+similar CNNs"), top-k error, the top-k classes of a prediction, per-class accuracy and the
+confusion matrix. `evaluate.py` runs them over a data set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import nullcontext
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from tqdm import tqdm
 
-from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError
-
-
-def _autocast(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 @torch.no_grad()
@@ -31,44 +21,6 @@ def over_views(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> t
     if x.dim() != 5:
         return fn(x)
     return fn(x.flatten(0, 1)).unflatten(0, x.shape[:2])
-
-
-def infer_many(models: Sequence[nn.Module], loader: Iterable[Any], *,
-               device: str | torch.device | None = None, amp: bool = False,
-               progress: bool = True, desc: str = "eval"
-               ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Logits of every model on one pass over `loader`, and the targets (all on the CPU).
-
-    Batches are (x, y) with x (B, C, s, s) (centre views) or (B, V, C, s, s) (V views, e.g. the
-    ten of §4.1); the logits are (N, classes) or (N, V, classes) accordingly.
-    """
-    device = resolve_device(device) if device is not None else next(
-        models[0].parameters()).device
-    for m in models:
-        m.eval().to(device)
-    outs: list[list[torch.Tensor]] = [[] for _ in models]
-    targets: list[torch.Tensor] = []
-    total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
-    bar = tqdm(loader, total=total, desc=desc, unit="batch", disable=not progress,
-               dynamic_ncols=True)
-    for x, y in bar:
-        x = x.to(device, non_blocking=True)
-        with _autocast(device, amp):
-            for out, m in zip(outs, models, strict=True):
-                out.append(over_views(m, x).float().cpu())  # (B, classes) or (B, V, classes)
-        targets.append(y.cpu())
-    bar.close()
-    if not targets:
-        raise AlexNetError("the evaluation data is empty: no batch came out of the loader; "
-                           "check the data source and its validation split")
-    return [torch.cat(o) for o in outs], torch.cat(targets)
-
-
-def infer(model: nn.Module, loader: Iterable[Any], **kwargs: Any
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(logits, targets)` of one model over `loader` (see `infer_many`)."""
-    logits, targets = infer_many([model], loader, **kwargs)
-    return logits[0], targets
 
 
 def average_views(logits: torch.Tensor) -> torch.Tensor:
@@ -106,6 +58,12 @@ def topk_error(scores: torch.Tensor, targets: torch.Tensor, k: Sequence[int] = (
     top = scores.topk(kmax, dim=1).indices  # (N, kmax)
     hit = top == targets[:, None].to(top.device)  # (N, kmax)
     return {kk: 1.0 - hit[:, :min(kk, kmax)].any(dim=1).float().mean().item() for kk in k}
+
+
+def top_classes(probs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(probabilities (N, k), class indices (N, k)) of the k most probable classes of each row
+    of `probs` (N, classes), most probable first; k is clipped to 1..classes."""
+    return probs.topk(max(1, min(k, probs.shape[-1])), dim=-1)
 
 
 def confusion_matrix(scores: torch.Tensor, targets: torch.Tensor, num_classes: int

@@ -12,22 +12,13 @@ from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.devices import resolve_device
 from alexnet.errors import CheckpointError
 from alexnet.evaluation.checkpoints import (
-    UNCROPPED_TEN_VIEWS,
     DataBuilder,
-    class_names,
     data_mapping,
     default_data_builder,
-    eval_batches,
-    ten_views_unfair,
+    display_names,
 )
-from alexnet.evaluation.infer import (
-    average_views,
-    confusion_matrix,
-    ensemble,
-    infer_many,
-    per_class_accuracy,
-    topk_error,
-)
+from alexnet.evaluation.evaluate import EvalResult, evaluate
+from alexnet.evaluation.metrics import confusion_matrix, per_class_accuracy, topk_error
 
 
 def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
@@ -36,7 +27,8 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
                          per_class: bool = False, confusion: bool = False,
                          build_data: DataBuilder | None = None, progress: bool = True
                          ) -> dict[str, Any]:
-    """Top-1/top-5 error of one checkpoint, or of the softmax average of several (§6).
+    """Top-1/top-5 error of one checkpoint, or of the softmax average of several (§6), by
+    `evaluate`.
 
     The data config is the first checkpoint's resolved `data:` with `source` = `data` (None
     keeps the checkpoint's source). Checkpoints that need another data config (e.g. another
@@ -50,41 +42,49 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(states):
         groups.setdefault(repr(sorted(data_mapping(s, data).items())), []).append(i)
-    probs: list[torch.Tensor | None] = [None] * len(states)
+    results: list[tuple[list[int], EvalResult]] = []
     targets: torch.Tensor | None = None
     classes: list[str] = []
     notes: list[str] = []
     for members in groups.values():
         mapping = data_mapping(states[members[0]], data)
         bundle = build(mapping, batch_size=batch_size, device=dev, seed=0)
-        if views == "ten" and ten_views_unfair(getattr(bundle, "preprocess", None)):
-            notes.append(UNCROPPED_TEN_VIEWS)
-        models = [load_model(states[i], expect_num_classes=bundle.num_classes)[0]
+        models = [load_model(states[i], expect_num_classes=bundle.num_classes)[0].to(dev)
                   for i in members]
-        where = [str(checkpoints[i]) for i in members]
-        logits, y = infer_many(models, eval_batches(bundle, views), device=dev, amp=amp,
-                               progress=progress, desc=f"eval {views} ({len(models)} model(s))")
-        if targets is not None and not torch.equal(targets, y):
-            raise CheckpointError(f"{', '.join(where)} saw other images or labels than the "
-                                  "other checkpoints; an ensemble needs one data config")
-        targets = y
-        classes = class_names({"classes": list(bundle.classes)}, bundle.num_classes)
-        for i, lg in zip(members, logits, strict=True):
-            probs[i] = average_views(lg)
+        r = evaluate(models, bundle, views, amp=amp, progress=progress,
+                     desc=f"eval {views} ({len(models)} model(s))")
+        if targets is not None and not torch.equal(targets, r.targets):
+            where = ", ".join(str(checkpoints[i]) for i in members)
+            raise CheckpointError(f"{where} saw other images or labels than the other "
+                                  "checkpoints; an ensemble needs one data config")
+        targets = r.targets
+        notes += [n for n in r.notes if n not in notes]
+        classes = display_names({"classes": list(bundle.classes)}, bundle.num_classes)
+        results.append((members, r))
     assert targets is not None
-    member_probs = [p for p in probs if p is not None]
-    combined = ensemble(member_probs)
-    errs = topk_error(combined, targets)
+    if len(results) == 1:  # one data config: evaluate's numbers as they are
+        combined, (top1, top5) = results[0][1].probs, (results[0][1].top1_err,
+                                                       results[0][1].top5_err)
+    else:  # §6's average over all members: each group's average weighted by its size
+        combined = sum(len(m) * r.probs for m, r in results) / len(checkpoints)
+        errs = topk_error(combined, targets)
+        top1, top5 = errs[1], errs[5]
     result: dict[str, Any] = {
         "checkpoints": [str(c) for c in checkpoints], "data": data or data_mapping(
             states[0])["source"], "views": views, "images": len(targets),
-        "top1_err": errs[1], "top5_err": errs[5],
+        "top1_err": top1, "top5_err": top5,
     }
     if notes:
         result["note"] = "; ".join(notes)
-    if len(member_probs) > 1:
-        result["members"] = [{"checkpoint": str(c), **_named(topk_error(p, targets))}
-                             for c, p in zip(checkpoints, member_probs, strict=True)]
+    if len(checkpoints) > 1:
+        member_errs: dict[int, dict[str, float]] = {}
+        for members, r in results:
+            if len(members) == 1:
+                member_errs[members[0]] = {"top1_err": r.top1_err, "top5_err": r.top5_err}
+            else:
+                member_errs.update(zip(members, r.members, strict=True))
+        result["members"] = [{"checkpoint": str(c), **member_errs[i]}
+                             for i, c in enumerate(checkpoints)]
     num_classes = combined.shape[1]
     if per_class:
         acc, counts = per_class_accuracy(combined, targets, num_classes)
@@ -96,10 +96,6 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
         result["confusion"] = confusion_matrix(combined, targets, num_classes).tolist()
         result["classes"] = classes
     return result
-
-
-def _named(errs: dict[int, float]) -> dict[str, float]:
-    return {"top1_err": errs[1], "top5_err": errs[5]}
 
 
 def format_result(result: dict[str, Any]) -> str:
