@@ -142,7 +142,7 @@ def cifar10(root: str | Path) -> Source:
 
 
 def _download(name: str, root: Path) -> None:
-    import torchvision.datasets as tvd
+    import torchvision.datasets as tvd  # here: torchvision takes seconds to import
 
     print(f"{name} not found under {root}: downloading it with torchvision ...", flush=True)
     try:
@@ -170,7 +170,7 @@ def _class_dirs(folder: Path) -> list[str]:
 def ilsvrc_names() -> dict[str, str]:
     """wnid -> name for the 1000 ILSVRC-2012 classes: the shipped sorted wnid list
     (`ilsvrc2012_wnids.txt`) paired with torchvision's names, which are in the same order."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
+    from torchvision.models._meta import _IMAGENET_CATEGORIES  # here: seconds to import
 
     text = (Path(__file__).parent / "ilsvrc2012_wnids.txt").read_text(encoding="utf-8")
     wnids = [line for line in text.split() if WNID.match(line)]

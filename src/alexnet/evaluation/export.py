@@ -16,6 +16,10 @@ from torch import nn
 from alexnet.atomic import save_with, write_bytes
 from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.errors import AlexNetError, ConfigError
+from alexnet.models import create_model
+
+# safetensors, onnx and onnxruntime are optional (pip install 'alexnet[export]'): they are
+# imported where a format needs them, and `_require` says how to install a missing one.
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 ATOL = {"safetensors": 0.0, "onnx": 1e-4, "torchscript": 1e-5}  # max |Δlogit| accepted
@@ -47,8 +51,6 @@ def load_safetensors(path: Path) -> nn.Module:
     """Rebuild the model of a safetensors file written by `export_safetensors`."""
     from safetensors import safe_open
     from safetensors.torch import load_file
-
-    from alexnet.models import create_model
 
     with safe_open(str(path), framework="pt") as f:
         config = json.loads((f.metadata() or {})["model_config"])
