@@ -177,7 +177,7 @@ def validate(run: Run) -> EvalResult:
     processes (each evaluates its share)."""
     return evaluate(run.net, run.data, "center", amp=run.accel.amp,
                     channels_last=run.accel.channels_last, keep_outputs=False,
-                    reduce=functools.partial(all_reduce_sum, d=run.dist))
+                    reduce=functools.partial(all_reduce_sum, dist=run.dist))
 
 
 def val_record(val: EvalResult) -> dict[str, float]:
