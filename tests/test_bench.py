@@ -15,11 +15,12 @@ import torch.nn.functional as F
 
 from alexnet.bench.lrn import LRNBenchConfig, run_lrn_bench
 from alexnet.bench.timing import time_calls
-from alexnet.bench.train import TrainBenchConfig, plain_lrn, run_train_bench, training_step
+from alexnet.bench.train import TrainBenchConfig, plain_lrn, run_train_bench
 from alexnet.cli import main
 from alexnet.errors import ConfigError
 from alexnet.models import LocalResponseNorm, create_model
 from alexnet.train.optim import PaperSGD
+from alexnet.train.step import make_train_step
 
 TINY = {"image_size": 64, "batch_size": 2, "steps": 1, "warmup": 1, "device": "cpu",
         "progress": False, "compile": False}  # compiling takes a minute on 2 cores
@@ -80,12 +81,12 @@ def test_timed_step_trains() -> None:
     model.eval()  # no dropout: the loss on one batch is deterministic
     x, y = torch.randn(4, 3, 64, 64), torch.randint(0, 10, (4,))
     opt = PaperSGD(model.optim_groups(), lr=0.01)
-    step = training_step(model, opt, x, y, amp=False, cudagraphs=False)
+    step = make_train_step(model, opt, amp=False)
     before = [p.detach().clone() for p in model.parameters()]
     with torch.no_grad():
         loss0 = F.cross_entropy(model(x), y)
     for _ in range(3):
-        step()
+        step(x, y)
     assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
     assert all(p.grad is None for p in model.parameters())  # zeroed after the update
     with torch.no_grad():

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet.train.distributed import Dist
 from alexnet.train.doctor import RunDoctor
-from alexnet.train.loop import StopRequest, _train_epoch
+from alexnet.train.loop import StopRequest, train_epoch
 from alexnet.train.optim import PaperSGD
 from alexnet.train.schedule import PlateauSchedule
+from conftest import bare_run
 
 
 def test_a_loss_far_above_ln_k_is_one_diverging_warning() -> None:
@@ -58,7 +58,6 @@ def test_a_diverging_run_warns_in_the_loop(capsys: pytest.CaptureFixture) -> Non
     opt = torch.optim.SGD(model.parameters(), lr=50.0)
     batches = [(torch.randn(16, 8) * 10, torch.randint(0, 10, (16,))) for _ in range(6)]
     doctor = RunDoctor(num_classes=10, lr=50.0)
-    _train_epoch(model, opt, batches, 0, 0, 6, {"log_every": 1, "epochs": 1}, Dist(), False,
-                 False, StopRequest(), doctor)
+    train_epoch(bare_run(model, opt, batches, log_every=1), 0, 0, StopRequest(), doctor)
     out = capsys.readouterr().out
     assert out.count("warning: diverging") == 1 and "ln(10) = 2.30" in out

@@ -59,7 +59,8 @@ def make_data(*, n: int = 64, classes: int = 3, size: int = 16, channels: int = 
         train = FakeTrain(x, y, batch_size, seed, rank, world_size, device, nan_at, on_batch)
         val = [(x[i:i + 16].to(device), y[i:i + 16].to(device)) for i in range(0, 32, 16)]
         return SimpleNamespace(
-            train=train, val=val, num_classes=classes, in_channels=channels,
+            train=train, val=val, eval_loader=lambda views="center", **kw: val,
+            num_classes=classes, in_channels=channels,
             classes=[f"class{i}" for i in range(classes)],
             normalization={"mean": torch.zeros(channels, 1, 1), "std": torch.ones(channels, 1, 1)},
             preprocess={"resize": size, "crop": size})

@@ -10,6 +10,7 @@ import torch
 from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.train.config import resolve_config
 from alexnet.train.loop import TrainingDiverged, train
+from conftest import bare_run
 from test_train_fakes import make_data
 
 
@@ -74,8 +75,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 def test_training_error_counts_top1_misses_of_the_training_batches():
     from torch import nn
 
-    from alexnet.train.distributed import Dist
-    from alexnet.train.loop import StopRequest, _train_epoch
+    from alexnet.train.loop import StopRequest, train_epoch
 
     model = nn.Linear(4, 3)  # always predicts class 0: bias (1, 0, 0), zero weights, lr 0
     nn.init.zeros_(model.weight)
@@ -84,6 +84,5 @@ def test_training_error_counts_top1_misses_of_the_training_batches():
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     labels = [torch.tensor([0, 1, 2, 0]), torch.tensor([0, 0, 0, 2]), torch.tensor([1, 1, 0, 0])]
     batches = [(torch.randn(4, 4), y) for y in labels]
-    r = _train_epoch(model, opt, batches, 0, 0, 3, {"log_every": 2, "epochs": 1}, Dist(),
-                     False, False, StopRequest())
-    assert r["top1_err"] == pytest.approx(5 / 12) and r["stopped_at"] is None
+    r = train_epoch(bare_run(model, opt, batches, log_every=2), 0, 0, StopRequest())
+    assert r.top1_err == pytest.approx(5 / 12) and r.stopped_at is None

@@ -14,6 +14,7 @@ import torch
 
 from alexnet.atomic import atomic_open
 from alexnet.errors import CheckpointError
+from alexnet.models import PAPER_FAMILY, create_model
 
 FORMAT = "alexnet-checkpoint/1"
 
@@ -78,8 +79,6 @@ def load_model(
     Raises `CheckpointError` naming what was expected and what was found when the checkpoint
     holds another model or class count, or weights that do not fit.
     """
-    from alexnet.models import PAPER_FAMILY, create_model
-
     state = (path_or_state if isinstance(path_or_state, dict)
              else load_checkpoint(path_or_state, map_location))
     where = "" if isinstance(path_or_state, dict) else f"{path_or_state}: "

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from alexnet.bench.timing import (
@@ -32,10 +31,11 @@ from alexnet.cpu import keep_freed_memory
 from alexnet.devices import resolve_device
 from alexnet.errors import ConfigError
 from alexnet.models import create_model
-from alexnet.models.lrn import LocalResponseNorm, lrn_reference
+from alexnet.models.lrn import LocalResponseNorm, _fused_lrn, lrn_reference
 from alexnet.models.profile import model_stats
-from alexnet.train.accel import autocast, step_settings
+from alexnet.train.accel import step_settings
 from alexnet.train.optim import PaperSGD
+from alexnet.train.step import make_train_step
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -112,27 +112,6 @@ def _validate(cfg: TrainBenchConfig) -> None:
                           f"{', '.join(COMPILE_MODES)}")
 
 
-def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                  y: torch.Tensor, *, amp: bool, cudagraphs: bool,
-                  compile_optimizer: bool = False) -> Callable[[], None]:
-    """One forward+backward+update on the fixed batch (x, y), as the training loop does it:
-    bf16 autocast around the forward when `amp` (CUDA, or a CPU with native bf16), the update
-    compiled when `compile_optimizer`, gradients set to None after it, no host sync."""
-    mark_step = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
-    update = torch.compile(optimizer.step) if compile_optimizer else optimizer.step
-
-    def step() -> None:
-        if cudagraphs and mark_step is not None:
-            mark_step()  # CUDA graph trees: this step may overwrite the last one's outputs
-        with autocast(x.device, amp):
-            loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        update()
-        optimizer.zero_grad(set_to_none=True)
-
-    return step
-
-
 def _time_step(step: Callable[[], None], cfg: TrainBenchConfig, device: torch.device,
                desc: str) -> dict[str, Any]:
     reset_peak_memory(device)
@@ -205,7 +184,10 @@ def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
         plain = plain_lrn(copy.deepcopy(template)).to(device)
         plain_opt = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9,
                                     weight_decay=5e-4)
-        plain_step = training_step(plain, plain_opt, x, y, amp=False, cudagraphs=False)
+        plain_train_step = make_train_step(plain, plain_opt, amp=False)
+
+        def plain_step() -> None:
+            plain_train_step(x, y)
         if cuda:
             benchmark = torch.backends.cudnn.benchmark
             torch.backends.cudnn.benchmark = False  # torch's default
@@ -229,13 +211,14 @@ def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
     try:
         lrn_kind = "reference"
         if cfg.fused_lrn and cuda:
-            from alexnet.models.lrn import _fused_lrn
-
             fused = _fused_lrn()
             lrn_kind = "fused (Triton)" if fused is not None else "reference (no Triton)"
-        step = training_step(net, opt, xo, y, amp=amp,
-                             cudagraphs=compiled and cfg.compile_mode == "reduce-overhead",
-                             compile_optimizer=accel.compile_optimizer)
+        train_step = make_train_step(  # the training loop's step (alexnet.train.step)
+            net, opt, amp=amp, compile_optimizer=accel.compile_optimizer,
+            cudagraphs=compiled and cfg.compile_mode == "reduce-overhead")
+
+        def step() -> None:
+            train_step(xo, y)
         settings = {"dtype": "bfloat16 autocast" if amp else "float32",
                     "memory_format": "channels_last" if channels_last else "nchw",
                     "compile": cfg.compile_mode if compiled else False,

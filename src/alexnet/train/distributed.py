@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
+import torch.distributed as tdist
+from torch.distributed.run import main as torchrun
 
 from alexnet.errors import ConfigError
 
@@ -54,14 +55,14 @@ def init_distributed(device: str = "auto") -> Dist:
     dev = pick_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if not tdist.is_initialized():
+        tdist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Dist(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
 
 
 def shutdown_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
 
 
 def per_rank_batch(batch_size: int, world_size: int) -> int:
@@ -72,25 +73,23 @@ def per_rank_batch(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
-def all_reduce_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
+def all_reduce_sum(t: torch.Tensor, dist: Dist) -> torch.Tensor:
     """Sum `t` over all processes (in place); a no-op when running alone."""
-    if d.enabled:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    if dist.enabled:
+        tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
     return t
 
 
-def any_process(flag: bool, d: Dist) -> bool:
+def any_process(flag: bool, dist: Dist) -> bool:
     """True when `flag` is set on any process (e.g. a stop request seen by one rank)."""
-    if not d.enabled:
+    if not dist.enabled:
         return flag
-    t = torch.tensor([float(flag)], device=d.device)
-    return bool(all_reduce_sum(t, d).item() > 0)
+    t = torch.tensor([float(flag)], device=dist.device)
+    return bool(all_reduce_sum(t, dist).item() > 0)
 
 
 def launch(nproc: int, train_argv: list[str]) -> int:
     """Run `alexnet train <train_argv>` in `nproc` processes on this node via torchrun."""
-    from torch.distributed.run import main as torchrun
-
     if nproc < 1:
         raise ConfigError(f"--gpus must be at least 1, got {nproc}")
     if torch.cuda.is_available() and nproc > torch.cuda.device_count():

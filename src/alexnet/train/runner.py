@@ -77,7 +77,7 @@ def _resume(run_dir: str, pairs: dict[str, Any], *, recipe: str | None, data: st
     changes = ", ".join(f"{k}={v}" for k, v in pairs.items())
     print(f"resuming {run_dir} at epoch {done + 1}, batch {batch}"
           + (f", with {changes}" if changes else ""), flush=True)
-    return train(cfg, run_dir, resume=True)
+    return train(cfg, run_dir, resume=True, state=state)
 
 
 def recipe_table() -> str:

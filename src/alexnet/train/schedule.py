@@ -48,7 +48,6 @@ class PlateauSchedule:
     best: float = float("inf")
     bad_epochs: int = 0
     reductions: int = 0
-    stopped: bool = False
     stop_reason: str = ""  # "plateau" (§5's end) or "chance" (never learned: nothing to reduce)
 
     def start_epoch(self, epoch: int, optimizer: torch.optim.Optimizer, train_data: Any) -> None:
@@ -71,7 +70,7 @@ class PlateauSchedule:
         self.bad_epochs = 0
         if at_chance or self.reductions >= self.max_reductions:
             # §5: a plateau after the third reduction ends training
-            self.stopped, self.stop_reason = True, "chance" if at_chance else "plateau"
+            self.stop_reason = "chance" if at_chance else "plateau"
             return True
         set_lr(optimizer, current_lr(optimizer) * self.factor)
         self.reductions += 1
@@ -79,12 +78,12 @@ class PlateauSchedule:
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "bad_epochs": self.bad_epochs,
-                "reductions": self.reductions, "stopped": self.stopped,
-                "stop_reason": self.stop_reason}
+                "reductions": self.reductions, "stop_reason": self.stop_reason}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
+        for key in ("best", "bad_epochs", "reductions", "stop_reason"):
+            if key in state:  # checkpoints of older versions also hold "stopped"
+                setattr(self, key, state[key])
 
 
 @dataclass

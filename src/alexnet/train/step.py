@@ -1,0 +1,41 @@
+"""One training step (forward, loss, backward, §5's update), as the loop runs it and as
+`alexnet bench train` times it: the same function, so the benchmark measures the loop's step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alexnet.train.accel import autocast
+
+StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, amp: bool,
+                    compile_optimizer: bool = False, cudagraphs: bool = False) -> StepFn:
+    """`step(x, y) -> (loss, logits)`: x (B, C, H, W) already on the model's device (and in its
+    memory format), y (B,) int64. bf16 autocast around the forward when `amp`
+    (`alexnet.train.accel`); the update compiled into one fused loop when `compile_optimizer`
+    (CPU); gradients set to None after the update, so they hold no memory between steps. No
+    host synchronisation: `loss` (a 0-d tensor) and `logits` (B, classes) stay on the device.
+    `cudagraphs`: mark each step's start for torch.compile's CUDA graphs (mode
+    "reduce-overhead"), which may overwrite the previous step's outputs."""
+    update = torch.compile(optimizer.step) if compile_optimizer else optimizer.step
+    mark_step = getattr(torch.compiler, "cudagraph_mark_step_begin", None) if cudagraphs \
+        else None
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if mark_step is not None:
+            mark_step()
+        with autocast(x.device, amp):
+            logits = model(x)  # (B, classes)
+            loss = F.cross_entropy(logits, y)
+        loss.backward()
+        update()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach(), logits.detach()
+
+    return step
