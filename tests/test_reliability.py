@@ -795,15 +795,15 @@ def test_wnid_folders_are_shown_by_name_for_any_subset(tmp_path):
 
 
 def test_a_checkpoint_of_a_wnid_subset_predicts_names():
-    from alexnet.evaluation.checkpoints import class_names
+    from alexnet.evaluation.checkpoints import display_names
 
-    assert class_names({"classes": ["n02124075", "n07749582"]}, 2) == ["Egyptian cat", "lemon"]
+    assert display_names({"classes": ["n02124075", "n07749582"]}, 2) == ["Egyptian cat", "lemon"]
 
 
 def test_the_report_samples_its_top5_panel_across_classes_seeded():
     import torch
 
-    from alexnet.figures.report import sample_across_classes
+    from alexnet.evaluation.report import sample_across_classes
 
     labels = torch.tensor([0] * 10 + [1] * 10 + [2] * 10)  # a val split sorted by class
     pick = sample_across_classes(labels, 8)
@@ -815,7 +815,7 @@ def test_the_report_samples_its_top5_panel_across_classes_seeded():
 @pytest.mark.slow
 def test_the_report_panel_shows_several_classes_of_a_sorted_val_split(tmp_path):
 
-    from alexnet.figures.report import evaluate_for_report
+    from alexnet.evaluation.report import evaluate_for_report
     from alexnet.models import create_model
     from test_train_fakes import colour_class_tree
 
