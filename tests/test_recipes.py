@@ -34,7 +34,7 @@ def test_quick_mode_is_auto_without_cuda_and_overrides_win():
     assert quick["quick"] is True and quick["epochs"] < 10
     assert quick["model"]["image_size"] == quick["quick_overrides"]["model.image_size"]
     full = resolve_config(recipe, {"quick": False}, cuda=False)
-    assert full["quick"] is False and full["epochs"] == 10 and "image_size" not in full["model"]
+    assert full["quick"] is False and full["epochs"] == 10 and full["model"]["image_size"] == 224
     mine = resolve_config(recipe, parse_overrides(["epochs=1", "optim.lr=2e-3",
                                                    "model.lrn=false"]), cuda=False)
     assert (mine["epochs"], mine["optim"]["lr"], mine["model"]["lrn"]) == (1, 0.002, False)

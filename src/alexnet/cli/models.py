@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-import yaml
-
 from alexnet.errors import ConfigError
+from alexnet.schema import parse_overrides
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,17 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="model option, e.g. -o lrn=false -o pool=non-overlap -o image_size=112")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_summary)
-
-
-def parse_options(pairs: list[str]) -> dict:
-    """`["lrn=false", "dropout=0.3"]` -> `{"lrn": False, "dropout": 0.3}` (values read as YAML)."""
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"option {pair!r} is not KEY=VALUE, e.g. lrn=false")
-        options[key] = yaml.safe_load(value)
-    return options
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -69,7 +57,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from alexnet.models.profile import layer_table, model_stats, rows_as_dicts
     from alexnet.train.config import check_model_options
 
-    options = parse_options(args.option)
+    options = parse_overrides(args.option, what="option", example="-o lrn=false")
     errors = [f"--{flag}={value}: expected a whole number >= 1"
               for flag, value in (("num-classes", args.num_classes),
                                   ("in-channels", args.in_channels)) if value < 1]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from alexnet.recipes import DEFAULT_RECIPE
+
 OVERRIDE_HELP = ("KEY=VALUE overrides of the recipe, dotted keys, YAML values "
-                 "(e.g. optim.lr=0.02 epochs=3 model.lrn=false quick=false)")
+                 "(e.g. optim.lr=0.02 epochs=3 model.lrn=false model.image_size=112 quick=false); "
+                 "`alexnet recipes --keys` lists every key")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
     p.set_defaults(func=_train)
     r = subparsers.add_parser("recipes", help="list the shipped training recipes")
+    r.add_argument("--keys", action="store_true",
+                   help="list every config key instead: default, what is allowed, and why")
     r.set_defaults(func=_recipes)
 
 
@@ -38,7 +43,7 @@ def _train(args: argparse.Namespace) -> int:
         argv = [f"--{k}={v}" for k in ("recipe", "data", "resume") if (v := getattr(args, k))]
         argv += ["--force"] if args.force else []
         if not args.resume:
-            argv.append(f"--out={args.out or default_run_dir(args.recipe or 'fashion-mnist')}")
+            argv.append(f"--out={args.out or default_run_dir(args.recipe or DEFAULT_RECIPE)}")
         return launch(args.gpus, argv + (["--full"] if args.full else []) + args.overrides)
     from alexnet.train.runner import run_training
 
@@ -49,7 +54,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _recipes(args: argparse.Namespace) -> int:
-    from alexnet.train.runner import recipe_table
+    from alexnet.train.runner import key_table, recipe_table
 
-    print(recipe_table())
+    print(key_table() if args.keys else recipe_table())
     return 0

@@ -1,20 +1,20 @@
-"""`DataConfig`: the recipe's `data:` mapping, checked and resolved."""
+"""`DataConfig`: the run config's `data:` section, declared once (each field a `Key`), checked
+and resolved per source."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alexnet.errors import ConfigError
+from alexnet.schema import BOOL, Key, Rule, is_whole, keys_of, number, one_of, option, whole
 
 SMALL_DATASETS = ("fashion-mnist", "cifar10")  # kept in memory as one uint8 tensor
-VARIANTS = ("paper", "original")
-MEAN_MODES = ("auto", "pixel", "channel", "none")
-DECODE_MODES = ("auto", "cpu", "cuda")
+IMAGE_SIZE = 224  # §4.1: the network sees 224×224 patches (the run config's model.image_size)
+SMALL_RESIZE = 224  # d2l: 28 -> 224 (and 32 -> 224 for CIFAR-10) when a crop is asked for
 
 
 def cache_root() -> Path:
@@ -27,38 +27,71 @@ def cache_root() -> Path:
     return (base / "alexnet").absolute()
 
 
+def resize_for_crop(source: Any, crop: int) -> int:
+    """The side images are brought to before a `crop`: §2's 256 for 224 (same ratio for other
+    crops) on image trees; `SMALL_RESIZE` for the small datasets."""
+    return SMALL_RESIZE if source in SMALL_DATASETS else round(crop * 256 / 224)
+
+
+SIDE = whole(1, 65536)
+_SOURCE = Rule("fashion-mnist, cifar10 or a folder path (an image tree or a folder made by "
+               "`alexnet prepare`)", lambda v: isinstance(v, str) and bool(v))
+
+
 @dataclass
 class DataConfig:
     """Where the images come from and how they are turned into training batches.
 
-    `None` fields are resolved per source by `resolved()` (see the comments).
+    `None` fields are resolved per source by `resolved()`. In a run config the sizes follow
+    `model.image_size` (`alexnet.train.config.derive_sizes`).
     """
 
-    source: str | None = "fashion-mnist"  # fashion-mnist | cifar10 | a folder path
-    root: str | None = None  # download/cache folder for torchvision datasets and stats;
-    # None = `cache_root()`: absolute, so a file planted in the working folder is never read
-    resize: int | None = None  # side images are brought to; trees: round(crop*256/224) (§2: 256)
-    crop: int | None = None  # random crop (train) / centre crop (eval); None = no crop
-    flip: bool | None = None  # §4.1 horizontal reflections; None = on when there is a crop
-    lighting: float = 0.0  # §4.1 PCA colour noise std (0.1 in the paper); 0 = off
-    channels: int | None = None  # 1 or 3; None = 1 for fashion-mnist, else 3
-    variant: str = "paper"  # "original": convdata.py's chunked crops, √λ noise, /1.1, mean
-    mean: str = "auto"  # pixel (§2 mean image) | channel (mean/std per channel) | none
-    workers: int | None = None  # DataLoader workers for image files; None = min(8, cores)
-    val_fraction: float = 0.1  # held out per class of a tree without a val/ split
-    stats_images: int = 10000  # images sampled for mean/PCA of an unprepared tree
-    decode: str = "auto"  # packed data on CUDA: auto/cuda = nvjpeg batch decode; cpu = workers
-    chunk: int = 32  # variant original: images sharing one crop and flip (convdata.py)
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    source: str | None = option("fashion-mnist", _SOURCE, "the default recipe's dataset")
+    root: str | None = option(None, Rule("a folder path", lambda v: isinstance(v, str) and
+                                         bool(v)).or_null(),
+                              "download/cache folder of torchvision datasets and statistics; "
+                              "null = cache_root(): absolute, so a file planted in the working "
+                              "folder is never read")
+    resize: int | None = option(None, SIDE.or_null(),
+                                "side the images are brought to; null: model.image_size "
+                                "without a crop, §2's 256 for a 224 crop on image trees")
+    crop: int | None = option(None, SIDE.or_null(),
+                              "random (train) / centre (eval) crop, §4.1; null = no crop. In a "
+                              "run config also true/false: crop model.image_size or not; unset "
+                              "= a crop on image trees, none on fashion-mnist/cifar10")
+    flip: bool | None = option(None, Rule("null, true or false",
+                                                lambda v: v is None or BOOL(v)),
+                               "§4.1 horizontal reflections; null = on when there is a crop")
+    lighting: float = option(0.0, number("a number >= 0 (0.1 in the paper; 0 = off)",
+                                         lambda v: v >= 0),
+                             "§4.1 PCA colour noise: the std of α")
+    channels: int | None = option(None, Rule("null, 1 or 3", lambda v: v is None or (
+                                      is_whole(v) and v in (1, 3))),
+                                  "null = 1 for fashion-mnist, else 3")
+    variant: str = option("paper", one_of("paper", "original"),
+                          "original: convdata.py's chunked crops, sqrt(lambda) noise, /1.1, "
+                          "mean (docs/paper-facts.md)")
+    mean: str = option("auto", one_of("auto", "pixel", "channel", "none"),
+                       "pixel: §2's mean image; channel: mean/std per channel; auto = channel "
+                       "for fashion-mnist/cifar10, else pixel")
+    workers: int | None = option(None, whole(0, 65536).or_null(),
+                                 "DataLoader workers for image files; null = min(8, cores)")
+    val_fraction: float = option(0.1, number("a number in [0, 1)", lambda v: 0 <= v < 1),
+                                 "held out per class of a tree without a val/ split")
+    stats_images: int = option(10000, whole(1),
+                               "images sampled for the mean/PCA of an unprepared tree")
+    decode: str = option("auto", one_of("auto", "cpu", "cuda"),
+                         "packed data on CUDA: auto/cuda = nvjpeg batch decode; cpu = workers")
+    chunk: int = option(32, whole(1),
+                        "variant original: images sharing one crop and flip (convdata.py)")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> DataConfig:
         """Build from a recipe's `data:` mapping; unknown keys raise `ConfigError`."""
         d = dict(d or {})
-        valid = [f.name for f in dataclasses.fields(cls) if f.name != "extra"]
-        unknown = sorted(set(d) - set(valid))
+        unknown = sorted(set(d) - set(DATA_KEYS))
         if unknown:
-            raise ConfigError(f"unknown data option(s) {unknown}; valid: {', '.join(valid)}")
+            raise ConfigError(f"unknown data option(s) {unknown}; valid: {', '.join(DATA_KEYS)}")
         cfg = cls(**d)
         cfg.validate()
         return cfg
@@ -66,42 +99,8 @@ class DataConfig:
     def validate(self) -> None:
         """Check every field; one `ConfigError` with one line per problem (key, value, what
         is allowed)."""
-        errors = []
-
-        def bad(name: str, allowed: str) -> None:
-            errors.append(f"data.{name}={getattr(self, name)!r}: expected {allowed}")
-
-        def whole(v: Any) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
-
-        def number(v: Any) -> bool:
-            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-        if not self.source or not isinstance(self.source, str):
-            bad("source", "fashion-mnist, cifar10 or a folder path (an image tree or a folder "
-                "made by `alexnet prepare`)")
-        if self.root is not None and (not isinstance(self.root, str) or not self.root):
-            bad("root", "a folder path")
-        for name, lo in (("resize", 1), ("crop", 1), ("workers", 0)):
-            value = getattr(self, name)
-            if value is not None and not (whole(value) and lo <= value <= 65536):
-                bad(name, f"null or a whole number >= {lo}")
-        for name in ("stats_images", "chunk"):
-            if not (whole(getattr(self, name)) and getattr(self, name) >= 1):
-                bad(name, "a whole number >= 1")
-        if not (number(self.lighting) and self.lighting >= 0):
-            bad("lighting", "a number >= 0 (0.1 in the paper; 0 = off)")
-        if not (number(self.val_fraction) and 0 <= self.val_fraction < 1):
-            bad("val_fraction", "a number in [0, 1)")
-        if self.flip is not None and not isinstance(self.flip, bool):
-            bad("flip", "null, true or false")
-        for name, choices in (("variant", VARIANTS), ("mean", MEAN_MODES),
-                              ("decode", DECODE_MODES)):
-            if getattr(self, name) not in choices:
-                bad(name, "one of " + ", ".join(choices))
-        if self.channels is not None and (not whole(self.channels) or
-                                          self.channels not in (1, 3)):
-            bad("channels", "null, 1 or 3")
+        errors = [p for name, key in DATA_KEYS.items()
+                  if (p := key.problem(f"data.{name}", getattr(self, name)))]
         if not errors and self.crop is not None and self.resize is not None \
                 and self.crop > self.resize:
             errors.append(f"data.crop={self.crop} is larger than data.resize={self.resize}: "
@@ -120,13 +119,10 @@ class DataConfig:
             r.root = str(cache_root())
         if r.channels is None:
             r.channels = 1 if r.source == "fashion-mnist" else 3
+        if r.crop is None and not r.small and r.resize is None:
+            r.crop = IMAGE_SIZE  # §4.1: 224 patches of the 256 images
         if r.resize is None:
-            if r.small:
-                r.resize = 224  # d2l: 28 -> 224 (and 32 -> 224 for CIFAR-10)
-            else:
-                r.resize = round(r.crop * 256 / 224) if r.crop else 256  # §2: 256 for 224
-        if r.crop is None and not r.small and self.resize is None:
-            r.crop = 224  # §4.1: 224 patches of the 256 images
+            r.resize = resize_for_crop(r.source, r.crop) if r.crop else SMALL_RESIZE
         if r.flip is None:
             r.flip = r.crop is not None and r.crop < r.resize
         if r.mean == "auto":
@@ -136,12 +132,8 @@ class DataConfig:
         r.validate()
         return r
 
-    @property
-    def out_size(self) -> int:
-        """Side of the images the network sees (crop, or resize without a crop)."""
-        return int(self.crop or self.resize or 0)
-
     def asdict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("extra")
-        return d
+        return dataclasses.asdict(self)
+
+
+DATA_KEYS: dict[str, Key] = keys_of(DataConfig)

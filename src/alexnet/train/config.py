@@ -1,151 +1,261 @@
 """The run configuration: a recipe (YAML preset) + KEY=VALUE overrides -> one resolved dict.
 
-Every key a run reads is listed in `DEFAULTS` with the reason for its value; a key that is not
-there is a `ConfigError` naming the valid ones. `model` and `data` are open mappings: their keys
-are checked by `create_model` and `DataConfig.from_dict`.
+`KEYS` declares every key once: its default, the rule its value must pass and why the default
+is what it is. Defaults (`defaults()`), the checks (`validate_config`), the unknown-key message
+(`set_dotted`) and the listing (`key_table`, `alexnet recipes --keys`) all come from it. The
+`data.*` keys are the fields of `DataConfig`; the `model.*` keys other than `name` and
+`image_size` are the options of the chosen model (`MODEL_OPTIONS`, its builder's signature).
+
+`model.image_size` is the side the network sees, stated once; `data.crop` and `data.resize`
+follow from it (`derive_sizes`), and a config where they disagree is refused.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
-import math
-from collections.abc import Callable
+import json
 from typing import Any
 
 import torch
 import yaml
 
+from alexnet.data.config import DATA_KEYS, IMAGE_SIZE, SMALL_DATASETS, DataConfig
 from alexnet.devices import check_device
 from alexnet.errors import AlexNetError, ConfigError
+from alexnet.models import create_model, list_models, model_info
+from alexnet.schema import (
+    ANY,
+    BOOL,
+    MAPPING,
+    TEXT,
+    Key,
+    Rule,
+    is_number,
+    is_whole,
+    number,
+    one_of,
+    parse_overrides,
+    parse_value,
+    whole,
+)
+from alexnet.train.schedule import build_schedule
 
-OPEN_SECTIONS = ("model", "data")  # keys checked by the models and data parts
+__all__ = ["KEYS", "MODEL_OPTIONS", "check_model_options", "defaults", "derive_sizes",
+           "dump_config", "key_table", "parse_overrides", "parse_value", "resolve_config",
+           "set_dotted", "validate_config"]
 
-DEFAULTS: dict[str, Any] = {
-    "recipe": "fashion-mnist",
-    "description": "",
-    "model": {"name": "paper"},  # the rest are create_model options (image_size, lrn, ...)
-    "data": {"source": "fashion-mnist"},  # DataConfig.from_dict(...)
-    "epochs": 90,  # §5: "roughly 90 cycles through the training set"
-    "batch_size": 128,  # §5, global: split evenly over the processes of a distributed run
-    "optim": {
-        "name": "paper",  # §5's rule (PaperSGD); `sgd` = torch.optim.SGD
-        "lr": 0.01,  # §5: ε starts at 0.01, for the global batch
-        "momentum": 0.9,  # §5
-        "weight_decay": 0.0005,  # §5
-    },
-    "schedule": {
-        "name": "plateau",  # §5: ÷10 when the validation error stops improving
-        "factor": 0.1,
-        "patience": 4,  # not in the paper: our choice
-        "max_reductions": 3,  # §5: "reduced three times prior to termination"
-        "threshold": 0.0,
-        "events": [],  # for name=events: [{epoch, lr?, lighting?, layers?}]
-    },
-    "quick": "auto",  # auto = on without CUDA: a short run that finishes on a laptop CPU
-    "quick_overrides": {},  # dotted KEY: VALUE applied when quick is on (set by each recipe)
-    "train_batches": None,  # cap on batches per epoch (a training subset); None = all
-    "seed": 0,
-    "deterministic": False,  # torch.use_deterministic_algorithms: bitwise resume on CPU
-    "device": "auto",  # auto = cuda when available, else cpu
-    "compile": True,  # torch.compile on CUDA (never on CPU: compile time beats the gain there)
-    "amp": True,  # bf16 autocast on CUDA
-    "channels_last": True,  # on CUDA
-    "log_every": 50,  # steps between host syncs (progress bar, finiteness check)
-    "towers": False,  # §3.2: two-tower model parallelism, one tower per device (paper models)
-    "tower_devices": None,  # e.g. [cuda:0, cuda:1]; None = the first two CUDA devices
-    "distributed": {},  # written at start: world_size, per-rank batch, lr rule
+MAX_PARAMETERS = 1_000_000_000  # 4 GB of fp32 weights; the paper's net has 61 M
+FROM_THE_MODEL = "the model's"  # the default of a model option: its builder's (models/)
+
+IMAGE_SIDE = Key(IMAGE_SIZE, whole(1, 4096),
+                 "§4.1: the network sees 224×224 patches; data.crop and data.resize follow")
+
+# Every key of a run, in the order a resolved config is written.
+KEYS: dict[str, Key] = {
+    "recipe": Key("fashion-mnist", Rule("a name", lambda v: isinstance(v, str) and bool(v)),
+                  "the default recipe (recipes/fashion-mnist.yaml)"),
+    "description": Key("", TEXT, "the recipe's one-line summary"),
+    "model.name": Key("paper", Rule("a model of `alexnet models`", lambda v: v in list_models()),
+                      "§3.5, Fig. 2: the two-tower network"),
+    "model.image_size": IMAGE_SIDE,
+    **{f"data.{name}": key for name, key in DATA_KEYS.items()},
+    "epochs": Key(90, whole(1, 100_000), "§5: roughly 90 cycles through the training set"),
+    "batch_size": Key(128, whole(1, 1 << 20),
+                      "§5; global: split evenly over the processes of a distributed run"),
+    "optim.name": Key("paper", one_of("paper", "sgd"),
+                      "§5's update rule (PaperSGD); sgd = torch.optim.SGD"),
+    "optim.lr": Key(0.01, number("a number > 0", lambda v: v > 0),
+                    "§5: ε starts at 0.01, for the global batch"),
+    "optim.momentum": Key(0.9, number("a number in [0, 1)", lambda v: 0 <= v < 1), "§5"),
+    "optim.weight_decay": Key(0.0005, number("a number >= 0", lambda v: v >= 0), "§5"),
+    "schedule.name": Key("plateau", one_of("plateau", "events"),
+                         "§5: ÷10 when the validation error stops improving; events: the "
+                         "released code's log (layer-params-145.cfg)"),
+    "schedule.factor": Key(0.1, number("a number in (0, 1]", lambda v: 0 < v <= 1), "§5: ÷10"),
+    "schedule.patience": Key(4, whole(0), "not in the paper: our choice"),
+    "schedule.max_reductions": Key(3, whole(0), "§5: reduced three times prior to termination"),
+    "schedule.threshold": Key(0.0, number("a number >= 0", lambda v: v >= 0),
+                              "any improvement counts"),
+    "schedule.events": Key([], Rule("a list of {epoch, lr?, lighting?, layers?}", lambda v: (
+        isinstance(v, list) and all(isinstance(e, dict) for e in v))),
+        "for name=events (checked by the schedule)"),
+    "quick": Key("auto", one_of(True, False, "auto"),
+                 "auto = on without CUDA: a short run that finishes on a laptop CPU"),
+    "quick_overrides": Key({}, MAPPING,
+                           "dotted KEY: VALUE applied when quick is on (set by each recipe)"),
+    "train_batches": Key(None, whole(1).or_null(),
+                         "cap on batches per epoch (a training subset); null = all"),
+    "seed": Key(0, whole(0, 2**63 - 1), "every random draw follows from it"),
+    "deterministic": Key(False, BOOL, "torch.use_deterministic_algorithms: bitwise resume "
+                                      "on CPU"),
+    "device": Key("auto", Rule("auto, cpu, cuda or cuda:N",
+                               lambda v: isinstance(v, str) and v != ""),
+                  "auto = cuda when available, else cpu"),
+    "compile": Key(True, BOOL, "torch.compile on CUDA (never on CPU: compile time beats the "
+                               "gain there)"),
+    "amp": Key(True, BOOL, "bf16 autocast on CUDA"),
+    "channels_last": Key(True, BOOL, "on CUDA"),
+    "log_every": Key(50, whole(1), "steps between host syncs (progress bar, finiteness check)"),
+    "towers": Key(False, BOOL, "§3.2: two-tower model parallelism, one tower per device "
+                               "(paper models)"),
+    "tower_devices": Key(None, Rule("null or a list of two devices", lambda v: v is None or (
+        isinstance(v, list) and len(v) == 2 and all(isinstance(d, str) for d in v))),
+        "e.g. [cuda:0, cuda:1]; null = the first two CUDA devices"),
+    "distributed": Key({}, MAPPING, "written at start: world_size, per-rank batch, lr rule"),
 }
+SECTIONS = tuple(dict.fromkeys(k.split(".")[0] for k in KEYS if "." in k))
+
+# The options of the models (their defaults: the builders' signatures in alexnet.models).
+MODEL_OPTIONS: dict[str, Key] = {
+    "lrn": Key(FROM_THE_MODEL, BOOL, "§3.3: local response normalization after conv1, conv2"),
+    "pool": Key(FROM_THE_MODEL, one_of("overlap", "non-overlap"),
+                "§3.4: overlapping pooling z=3, s=2; non-overlap: z=s=2"),
+    "activation": Key(FROM_THE_MODEL, one_of("relu", "tanh"), "§3.1: ReLU; tanh: Fig. 1"),
+    "dropout": Key(FROM_THE_MODEL, number("a probability in [0, 1)", lambda v: 0 <= v < 1),
+                   "§4.2: 0.5 on fc6's and fc7's outputs"),
+    "image_size": IMAGE_SIDE,
+    "init": Key(FROM_THE_MODEL, one_of("paper", "original", "xavier").or_null(),
+                "§5: N(0, 0.01²); original: layers-145.cfg; xavier: d2l's; null = the variant's"),
+    "lrn_alpha_over_n": Key(FROM_THE_MODEL, BOOL, "layer.py divides α by n, as torch does; "
+                                                  "false: §3.3's formula as printed"),
+    "lrn_per_tower": Key(FROM_THE_MODEL, BOOL, "§3.2: two-tower models keep the LRN window in "
+                                               "its tower"),
+    "dropout_scaling": Key(FROM_THE_MODEL, one_of("test", "train"),
+                           "§4.2: ×0.5 at test; train: inverted dropout (PyTorch, Caffe)"),
+    "init_bias": Key(FROM_THE_MODEL, number("a number", lambda v: True),
+                     "§5: biases of 1 in conv2, conv4, conv5, fc6, fc7; Caffe: 0.1 "
+                     "(docs/paper-facts.md)"),
+}
+SET_BY_THE_DATA = ("num_classes", "in_channels")
 
 
-def parse_value(text: str) -> Any:
-    """A KEY=VALUE override's value, parsed as YAML (`0.1`, `true`, `[1, 2]`, `null`)."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"cannot parse override value {text!r} as YAML: {err}") from None
-    if isinstance(value, str):
-        try:
-            return float(value)  # YAML 1.1 reads `2e-3` (no dot) as a string
-        except ValueError:
-            pass
-    return value
+def defaults() -> dict[str, Any]:
+    """The nested default config. Of `data`, only `source`: the other data keys are resolved
+    per source by `DataConfig.resolved()` (a resolved config names those a recipe set)."""
+    cfg: dict[str, Any] = {}
+    for key, spec in KEYS.items():
+        if key.startswith("data.") and key != "data.source":
+            continue
+        node = cfg
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = copy.deepcopy(spec.default)
+    return cfg
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """["optim.lr=0.02", "epochs=3"] -> {"optim.lr": 0.02, "epochs": 3}."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. optim.lr=0.02)")
-        out[key.strip()] = parse_value(value)
-    return out
+def _close(word: str, choices: list[str]) -> str:
+    near = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {near[0]}?)" if near else ""
 
 
-def _valid_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in tree.items():
-        keys.append(prefix + key)
-        if isinstance(value, dict) and value and key not in OPEN_SECTIONS:
-            keys += _valid_keys(value, f"{prefix}{key}.")
-    return keys
+def unknown_key(key: str) -> str | None:
+    """Why `key` is not a config key, or None. `model.X` keys are checked against the chosen
+    model once the config is merged (`model_key_problems`)."""
+    parts = key.split(".")
+    if key in KEYS or key in SECTIONS or (parts[0] == "model" and len(parts) == 2):
+        return None
+    if parts[0] in SECTIONS and len(parts) > 1:
+        valid = [k for k in KEYS if k.startswith(parts[0] + ".")]
+        return (f"unknown config key {key!r}{_close(key, valid)}; valid {parts[0]} keys: "
+                f"{', '.join(valid)}")
+    valid = [k for k in KEYS if "." not in k] + [f"{s}.*" for s in SECTIONS]
+    return (f"unknown config key {key!r}{_close(key, list(KEYS))}; valid keys: "
+            f"{', '.join(valid)} (`alexnet recipes --keys` lists them all)")
 
 
 def set_dotted(cfg: dict[str, Any], key: str, value: Any) -> None:
-    """Set `a.b.c` in `cfg`; unknown keys (outside `model`/`data`) raise `ConfigError`."""
-    parts = key.split(".")
-    node: Any = cfg
-    schema: Any = DEFAULTS
-    for i, part in enumerate(parts):
-        open_section = i > 0 and parts[0] in OPEN_SECTIONS
-        if not open_section and (not isinstance(schema, dict) or part not in schema):
-            raise ConfigError(f"unknown config key {key!r}; valid keys: "
-                              f"{', '.join(_valid_keys(DEFAULTS))} (and any key under "
-                              f"{' / '.join(OPEN_SECTIONS)})")
-        schema = schema.get(part) if isinstance(schema, dict) else None
-        if i == len(parts) - 1:
-            node[part] = value
-        else:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
+    """Set `a.b.c` in `cfg`; an unknown key raises `ConfigError` naming the valid ones."""
+    problem = unknown_key(key)
+    if problem:
+        raise ConfigError(problem)
+    node = cfg
+    *parents, leaf = key.split(".")
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[leaf] = value
 
 
 def merge(cfg: dict[str, Any], updates: dict[str, Any], prefix: str = "") -> None:
     """Deep-merge nested `updates` (a recipe) into `cfg`, checking every key."""
     for key, value in updates.items():
         dotted = prefix + key
-        if isinstance(value, dict) and value and dotted != "quick_overrides":
-            if not isinstance(cfg_get(cfg, dotted), dict):
-                set_dotted(cfg, dotted, {})
+        if dotted in SECTIONS and isinstance(value, dict):
+            set_dotted(cfg, dotted, cfg.get(dotted) if isinstance(cfg.get(dotted), dict)
+                       else {})
             merge(cfg, value, dotted + ".")
         else:
             set_dotted(cfg, dotted, copy.deepcopy(value))
 
 
-def cfg_get(cfg: dict[str, Any], key: str, default: Any = None) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
+def _builder_options(name: str) -> dict[str, inspect.Parameter]:
+    params = inspect.signature(model_info(name).builder).parameters
+    return {k: p for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def model_key_problems(name: Any, options: dict[str, Any], prefix: str = "model.") -> list[str]:
+    """Options that model `name` does not take, one line each naming the ones it takes."""
+    if not isinstance(name, str) or name not in list_models():
+        return []  # check_model_options names the valid models
+    valid = _builder_options(name)
+    return [f"{prefix}{key}={value!r}: model {name!r} has no option {key!r}"
+            f"{_close(key, list(valid))}; its options: {', '.join(valid)}"
+            for key, value in options.items() if key not in valid and key not in SET_BY_THE_DATA]
+
+
+def derive_sizes(cfg: dict[str, Any]) -> None:
+    """Fill `data.crop` and `data.resize` from `model.image_size` (the side the network sees)
+    where the config does not set them; values of the wrong type are left to the checks.
+
+    - `data.crop`: true = crop `model.image_size`; false = no crop; unset = a crop on image
+      trees and prepared folders (§4.1), none on fashion-mnist/cifar10 or when only
+      `data.resize` is set (DataConfig's rule).
+    - `data.resize`: without a crop, `model.image_size`; with one, §2's 256 for 224 on image
+      trees (`alexnet.data.config.resize_for_crop`), left for `DataConfig.resolved()` to
+      fill, since it depends on the source, which `alexnet eval --data` may change.
+    """
+    model, data = cfg.get("model"), cfg.get("data")
+    if not isinstance(model, dict) or not isinstance(data, dict):
+        return
+    size, crop, resize = model.get("image_size", IMAGE_SIZE), data.get("crop"), data.get("resize")
+    if not (crop is None or isinstance(crop, bool) or is_whole(crop)) \
+            or not (resize is None or is_whole(resize)):
+        return
+    if not is_whole(size):
+        size = IMAGE_SIZE  # the checks name the bad model.image_size: one value, one line
+    if crop is True or (crop is None and resize is None and data.get("source")
+                        not in SMALL_DATASETS):
+        crop = size
+    elif crop is False:
+        crop = None
+    data["crop"] = crop
+    if crop is None and resize is None:
+        data["resize"] = size
 
 
 def resolve_config(recipe: dict[str, Any], overrides: dict[str, Any] | None = None,
                    *, cuda: bool | None = None) -> dict[str, Any]:
-    """DEFAULTS <- recipe <- (quick_overrides if quick) <- overrides; returns a new dict.
+    """defaults() <- recipe <- (quick_overrides if quick) <- overrides; returns a new dict
+    with the sizes derived (`derive_sizes`). Unknown keys, the model's included, raise
+    `ConfigError`; the values are checked by `validate_config`.
 
     `quick: auto` becomes true when CUDA is absent (`cuda` overrides the detection in tests).
     """
     overrides = overrides or {}
 
     def build(with_quick: bool) -> dict[str, Any]:
-        cfg = copy.deepcopy(DEFAULTS)
+        cfg = defaults()
         merge(cfg, recipe)
+        quick_overrides = cfg.get("quick_overrides") or {}
+        for key in quick_overrides:  # checked whether quick is on or not
+            if unknown_key(key):
+                raise ConfigError(f"quick_overrides: {unknown_key(key)}")
         if with_quick:
-            for key, value in (cfg.get("quick_overrides") or {}).items():
+            for key, value in quick_overrides.items():
                 set_dotted(cfg, key, copy.deepcopy(value))
         for key, value in overrides.items():
             set_dotted(cfg, key, copy.deepcopy(value))
@@ -156,123 +266,70 @@ def resolve_config(recipe: dict[str, Any], overrides: dict[str, Any] | None = No
     if quick == "auto":
         quick = not (torch.cuda.is_available() if cuda is None else cuda)
     if not isinstance(quick, bool):
-        raise ConfigError(f"quick must be true, false or auto, got {cfg['quick']!r}")
+        raise ConfigError(f"quick={cfg['quick']!r}: expected true, false or auto")
     if quick:
         cfg = build(True)
     cfg["quick"] = quick
+    model = cfg["model"] if isinstance(cfg.get("model"), dict) else {}
+    problems = model_key_problems(model.get("name"), {k: v for k, v in model.items()
+                                                      if k != "name"})
+    if problems:
+        raise ConfigError("\n".join(problems))
+    derive_sizes(cfg)
     return cfg
 
 
 def dump_config(cfg: dict[str, Any]) -> str:
-    """The resolved config as YAML (keys in DEFAULTS order)."""
+    """The resolved config as YAML (keys in KEYS order)."""
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None, allow_unicode=True)
 
 
-# ---------------------------------------------------------------- the schema: checked first
+def key_table() -> str:
+    """`alexnet recipes --keys`: every key with its default, what is allowed and why."""
+    def row(key: str, spec: Key) -> str:
+        default = "" if spec.default is FROM_THE_MODEL else \
+            f" = {json.dumps(spec.default, ensure_ascii=False)}"
+        return f"{key}{default}\n    {spec.rule.allowed}; {spec.why}"
 
-Check = Callable[[Any], bool]
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
-
-
-def _whole(lo: int, hi: int | None = None) -> tuple[str, Check]:
-    text = f"a whole number >= {lo}" + (f" and <= {hi:,}" if hi is not None else "")
-    return text, lambda v: _is_int(v) and v >= lo and (hi is None or v <= hi)
-
-
-def _number(text: str, ok: Callable[[float], bool]) -> tuple[str, Check]:
-    return text, lambda v: _is_number(v) and ok(v)
+    lines = [row(k, s) for k, s in KEYS.items()]
+    lines.append("model options (besides name and image_size), per model; defaults from "
+                 "`alexnet summary MODEL --json`:")
+    for key, spec in MODEL_OPTIONS.items():
+        if key != "image_size":
+            models = [m for m in list_models() if key in _builder_options(m)]
+            lines.append(row(f"model.{key}", spec) + f" [{', '.join(models)}]")
+    return "\n".join(lines)
 
 
-def _one_of(*choices: Any) -> tuple[str, Check]:
-    return "one of " + ", ".join(map(str, choices)), lambda v: isinstance(v, str | bool) and \
-        any(v is c or (isinstance(v, str) and v == c) for c in choices)
+# ---------------------------------------------------------------- the checks: before any build
+
+# An option of a future model that MODEL_OPTIONS does not list: its default's type.
+_BY_TYPE = ((bool, BOOL), (int, Rule("a whole number", is_whole)),
+            (float, Rule("a number", is_number)), (str, TEXT))
 
 
-BOOL: tuple[str, Check] = ("true or false", lambda v: isinstance(v, bool))
-MAX_PARAMETERS = 1_000_000_000  # 4 GB of fp32 weights; the paper's net has 61 M
-
-# Every scalar key of DEFAULTS: (what is allowed, check). `model.*` and `data.*` are checked by
-# `check_model_options` and `DataConfig.from_dict`; `schedule.events` by the schedule.
-SCHEMA: dict[str, tuple[str, Check]] = {
-    "recipe": ("a name", lambda v: isinstance(v, str) and bool(v)),
-    "description": ("text", lambda v: isinstance(v, str)),
-    "epochs": _whole(1, 100_000),
-    "batch_size": _whole(1, 1 << 20),
-    "optim.name": _one_of("paper", "sgd"),
-    "optim.lr": _number("a number > 0", lambda v: v > 0),
-    "optim.momentum": _number("a number in [0, 1)", lambda v: 0 <= v < 1),
-    "optim.weight_decay": _number("a number >= 0", lambda v: v >= 0),
-    "schedule.name": _one_of("plateau", "events"),
-    "schedule.factor": _number("a number in (0, 1]", lambda v: 0 < v <= 1),
-    "schedule.patience": _whole(0),
-    "schedule.max_reductions": _whole(0),
-    "schedule.threshold": _number("a number >= 0", lambda v: v >= 0),
-    "schedule.events": ("a list of {epoch, lr?, lighting?, layers?}",
-                        lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v)),
-    "quick": _one_of(True, False, "auto"),
-    "quick_overrides": ("a mapping of KEY: VALUE", lambda v: isinstance(v, dict)),
-    "train_batches": ("null or a whole number >= 1", lambda v: v is None or (_is_int(v)
-                                                                           and v >= 1)),
-    "seed": _whole(0, 2**63 - 1),
-    "deterministic": BOOL,
-    "device": ("auto, cpu, cuda or cuda:N", lambda v: isinstance(v, str) and v != ""),
-    "compile": BOOL,
-    "amp": BOOL,
-    "channels_last": BOOL,
-    "log_every": _whole(1),
-    "towers": BOOL,
-    "tower_devices": ("null or a list of two devices", lambda v: v is None or (
-        isinstance(v, list) and len(v) == 2 and all(isinstance(d, str) for d in v))),
-}
+def _option_problem(prefix: str, key: str, value: Any, default: Any) -> str | None:
+    """A model option's value against `MODEL_OPTIONS` (else its default's type)."""
+    spec = MODEL_OPTIONS.get(key) or Key(default, next(
+        (rule for kind, rule in _BY_TYPE if isinstance(default, kind)), ANY), "")
+    return spec.problem(prefix + key, value)
 
 
 def check_model_options(name: Any, options: dict[str, Any], *, num_classes: int = 1000,
                         in_channels: int = 3, prefix: str = "model.") -> list[str]:
-    """Problems with a model name and its options, one line each: types against the builder's
-    defaults (lrn=maybe is not a bool), dropout in [0, 1), then a build on the meta device (no
-    memory) that catches the rest, and the parameter count against `MAX_PARAMETERS`."""
-    from alexnet.models import create_model, list_models, model_info
-
+    """Problems with a model name and its options, one line each: names against the builder's
+    signature, values against `MODEL_OPTIONS`, then a build on the meta device (no memory)
+    that catches the rest, and the parameter count against `MAX_PARAMETERS`."""
     if not isinstance(name, str) or name not in list_models():
         label = "model.name=" if prefix == "model." else "model "
         return [f"{label}{name!r}: unknown model; valid models: {', '.join(list_models())}"]
-    errors = []
-    for fixed in ("num_classes", "in_channels"):
-        if fixed in options and prefix == "model.":
-            errors.append(f"{prefix}{fixed}={options[fixed]!r}: set by the data, not the "
-                          "config; remove it")
-    params = inspect.signature(model_info(name).builder).parameters
-    for key, value in options.items():
-        if key in ("num_classes", "in_channels"):
-            continue
-        if key not in params or params[key].kind is not inspect.Parameter.KEYWORD_ONLY:
-            valid = [k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-            errors.append(f"{prefix}{key}={value!r}: model {name!r} has no option {key!r}; "
-                          f"its options: {', '.join(valid)}")
-            continue
-        default = params[key].default
-        if isinstance(default, bool) and not isinstance(value, bool):
-            errors.append(f"{prefix}{key}={value!r}: expected true or false")
-        elif _is_int(default) and not _is_int(value):
-            errors.append(f"{prefix}{key}={value!r}: expected a whole number")
-        elif isinstance(default, float) and not _is_number(value):
-            errors.append(f"{prefix}{key}={value!r}: expected a number")
-        elif isinstance(default, str) and not isinstance(value, str):
-            errors.append(f"{prefix}{key}={value!r}: expected text")
-        elif key == "dropout" and not 0 <= value < 1:
-            errors.append(f"{prefix}dropout={value!r}: expected a probability in [0, 1)")
-        elif key == "image_size" and not 1 <= value <= 4096:
-            errors.append(f"{prefix}image_size={value!r}: expected a whole number of pixels "
-                          "up to 4096 (224 in the paper)")
-        elif key == "init" and value not in (None, "paper", "original", "xavier"):
-            errors.append(f"{prefix}init={value!r}: expected paper, original or xavier")
+    errors = [f"{prefix}{key}={options[key]!r}: set by the data, not the config; remove it"
+              for key in SET_BY_THE_DATA if key in options and prefix == "model."]
+    options = {k: v for k, v in options.items() if k not in SET_BY_THE_DATA}
+    errors += model_key_problems(name, options, prefix)
+    params = _builder_options(name)
+    errors += [p for key, value in options.items() if key in params
+               and (p := _option_problem(prefix, key, value, params[key].default))]
     if errors:
         return errors
     # The init does not change shapes; xavier's uniform_ builds on the meta device at once,
@@ -294,51 +351,80 @@ def check_model_options(name: Any, options: dict[str, Any], *, num_classes: int 
     return []
 
 
-def _walk_schema_keys(cfg: dict[str, Any]) -> list[str]:
+def _unknown_keys(cfg: dict[str, Any]) -> list[str]:
+    """Keys of a given config (a checkpoint's, a hand-made one) that the schema does not know."""
     errors = []
-    for key, (allowed, ok) in SCHEMA.items():
-        value = cfg_get(cfg, key, _MISSING)
-        if value is _MISSING:
-            continue
-        if not ok(value):
-            errors.append(f"{key}={value!r}: expected {allowed}")
+    for key, value in cfg.items():
+        if key in SECTIONS and isinstance(value, dict):
+            if key in ("model", "data"):
+                continue  # checked by check_model_options and DataConfig.from_dict
+            errors += [p for k in value if (p := unknown_key(f"{key}.{k}"))]
+        elif key in SECTIONS:
+            errors.append(f"{key}={value!r}: expected a mapping of {key}.* keys")
+        elif (p := unknown_key(key)):
+            errors.append(p)
     return errors
 
 
-_MISSING = object()
+def _size_problem(model: dict[str, Any], data: DataConfig) -> str | None:
+    """Where `model.image_size` and the data's output side disagree: the key to change."""
+    size = model.get("image_size", IMAGE_SIZE)
+    r = data.resolved()
+    if r.crop is not None and r.crop != size:
+        return (f"data.crop={r.crop} disagrees with model.image_size={size}: the network sees "
+                f"the crop. Set model.image_size={r.crop} (data.crop and data.resize follow "
+                "from it) or drop data.crop")
+    if r.crop is None and r.resize != size:
+        return (f"data.resize={r.resize} (no crop) disagrees with model.image_size={size}: the "
+                f"network sees the resized images. Set model.image_size={r.resize}, or drop "
+                f"data.resize, or set data.crop=true to crop {size}-px patches")
+    return None
 
 
 def validate_config(cfg: dict[str, Any]) -> None:
     """Check every value of a resolved config before anything is built; raise one
     `ConfigError` with one line per problem (the key, the value, what is allowed)."""
-    errors = _walk_schema_keys(cfg)
-    if "device" not in [e.split("=")[0] for e in errors]:
+    errors = _unknown_keys(cfg)
+    for key, spec in KEYS.items():
+        if key.startswith(("model.", "data.")):
+            continue  # below: check_model_options and DataConfig
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING and (p := spec.problem(key, node)):
+            errors.append(p)
+    if not any(e.startswith("device=") for e in errors):
         problem = check_device(cfg.get("device"))
         errors += [problem] if problem else []
     if cfg.get("towers") and not errors:
         for i, dev in enumerate(cfg.get("tower_devices") or []):
             problem = check_device(dev, f"tower_devices[{i}]")
             errors += [problem] if problem else []
-    if not any(e.startswith("schedule.") for e in errors):
+    if not any(e.startswith("schedule") for e in errors) and isinstance(cfg.get("schedule"),
+                                                                         dict):
         try:
-            from alexnet.train.schedule import build_schedule
-
             build_schedule(cfg["schedule"], 0.01)
         except AlexNetError as err:
             errors.append(f"schedule: {err}")
         except (TypeError, ValueError, KeyError) as err:
             errors.append(f"schedule: {cfg['schedule']!r} is malformed ({err})")
     data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    data_config = None
     try:
-        from alexnet.data.config import DataConfig
-
-        DataConfig.from_dict(dict(data))
+        data_config = DataConfig.from_dict(dict(data))
     except AlexNetError as err:
         errors += str(err).splitlines()
     model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     channels = data.get("channels") or (1 if data.get("source") == "fashion-mnist" else 3)
     options = {k: v for k, v in model.items() if k != "name"}
-    errors += check_model_options(model.get("name"), options,
-                                  in_channels=channels if channels in (1, 3) else 3)
+    model_errors = check_model_options(model.get("name"), options,
+                                       in_channels=channels if channels in (1, 3) else 3)
+    errors += model_errors
+    if data_config is not None and not model_errors:
+        problem = _size_problem(model, data_config)
+        errors += [problem] if problem else []
     if errors:
         raise ConfigError("\n".join(errors))
+
+
+_MISSING = object()

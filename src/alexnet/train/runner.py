@@ -8,11 +8,17 @@ from typing import Any
 from alexnet.checkpoint import load_checkpoint
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.recipes import DEFAULT_RECIPE, list_recipes, load_recipe
-from alexnet.train.config import parse_overrides, resolve_config, set_dotted, validate_config
+from alexnet.train.config import (
+    key_table,
+    parse_overrides,
+    resolve_config,
+    set_dotted,
+    validate_config,
+)
 from alexnet.train.loop import train
 from alexnet.train.run_folder import default_run_dir
 
-__all__ = ["RESUMABLE", "default_run_dir", "recipe_table", "run_training"]
+__all__ = ["RESUMABLE", "default_run_dir", "key_table", "recipe_table", "run_training"]
 
 
 # What a resumed run may change: none of them changes the numbers an uninterrupted run gives.
