@@ -24,7 +24,7 @@ LAYERS = {
     "cli": 3, "__main__": 3,
     "train": 2, "evaluation": 2, "bench": 2,
     "data": 1, "models": 1, "figures": 1, "checkpoint": 1, "recipes": 1,
-    "kernels": 0, "errors": 0, "atomic": 0, "devices": 0, "cpu": 0,
+    "kernels": 0, "errors": 0, "atomic": 0, "devices": 0, "cpu": 0, "schema": 0,
 }
 SAME_LAYER_OK = {("train", "evaluation"), ("bench", "train")}  # middle layer, one way only
 FIGURES_MAY_IMPORT = {"atomic", "errors"}
