@@ -1,4 +1,10 @@
-"""The `alexnet` command: parses arguments and dispatches; no logic of its own."""
+"""The `alexnet` command: parses arguments and dispatches; no logic of its own.
+
+Every command module is imported to build the parser, so each imports what its commands run
+(torchvision, matplotlib, the training stack) inside the command function: `alexnet --help`
+and `alexnet models` do not pay seconds for the imports of `alexnet train` or `alexnet report`.
+This is the package's one exception to imports at the top of a module.
+"""
 
 from __future__ import annotations
 

@@ -5,11 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from alexnet.bench.lrn import LRNBenchConfig, format_lrn_bench, run_lrn_bench
-from alexnet.bench.train import TrainBenchConfig, format_train_bench, run_train_bench
-from alexnet.data.bench import bench_loader
-from alexnet.devices import resolve_device
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `bench` (train, lrn, data) to the `alexnet` parser."""
@@ -82,6 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from alexnet.bench.train import TrainBenchConfig, format_train_bench, run_train_bench
+
     cfg = TrainBenchConfig(model=args.model, batch_size=args.batch_size, steps=args.steps,
                            warmup=args.warmup, image_size=args.image_size,
                            num_classes=args.num_classes, in_channels=args.in_channels,
@@ -95,6 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_lrn(args: argparse.Namespace) -> int:
+    from alexnet.bench.lrn import LRNBenchConfig, format_lrn_bench, run_lrn_bench
+
     cfg = LRNBenchConfig(shape=tuple(args.shape), dtype=args.dtype,
                          channels_last=args.channels_last, device=args.device, iters=args.iters,
                          warmup=args.warmup, alpha_over_n=args.alpha_convention == "alpha/n",
@@ -105,6 +104,9 @@ def cmd_lrn(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    from alexnet.data.bench import bench_loader
+    from alexnet.devices import resolve_device
+
     result = bench_loader(args.source, batch_size=args.batch_size,
                           device=resolve_device(args.device), num_batches=args.batches)
     if args.json:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from alexnet.data.prepare import prepare
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `alexnet` parser."""
@@ -26,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    from alexnet.data.prepare import prepare
+
     meta = prepare(args.src, args.dest, size=args.size, quality=args.quality,
                    workers=args.workers, val_fraction=args.val_fraction)
     if meta["already"]:
