@@ -11,7 +11,8 @@ from alexnet.cli import main
 from alexnet.data import DataConfig, build_loaders, load_image
 from alexnet.data import prepare as prepare_module
 from alexnet.data.augment import fit_square
-from alexnet.data.packed import PackedSplit, decode_jpegs, is_packed, load_stats
+from alexnet.data.images import decode_jpegs
+from alexnet.data.packed import PackedSplit, is_packed, load_stats
 from alexnet.data.prepare import prepare
 from alexnet.errors import DataError
 from test_data_sources import make_tree

@@ -436,7 +436,7 @@ def test_a_fifo_is_refused_instead_of_hanging(tmp_path):
     import os
     import threading
 
-    from alexnet.data.sources import load_image
+    from alexnet.data.images import load_image
 
     fifo = tmp_path / "image.jpg"
     os.mkfifo(fifo)

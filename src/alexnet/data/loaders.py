@@ -17,10 +17,11 @@ from typing import Any
 import torch
 
 from alexnet.cpu import keep_freed_memory
-from alexnet.data.augment import batch_generator
+from alexnet.data.augment import LUMA, batch_generator, fit_square
 from alexnet.data.config import DataConfig
+from alexnet.data.images import decode_jpegs, load_image
 from alexnet.data.pipeline import Pipeline
-from alexnet.data.sources import MemorySplit, Source, open_source
+from alexnet.data.sources import FileSplit, MemorySplit, Source, open_source
 from alexnet.data.stats import memory_stats, resize_mean, tree_stats
 from alexnet.errors import ConfigError, DataError
 
@@ -37,9 +38,6 @@ class _ItemDataset(torch.utils.data.Dataset):
         return len(self.split)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int | str]:
-        from alexnet.data.augment import fit_square
-        from alexnet.data.sources import FileSplit, load_image
-
         try:
             if isinstance(self.split, FileSplit):
                 image = fit_square(load_image(self.split.paths[i]), self.size)
@@ -112,8 +110,6 @@ class Fetcher:
 
     def _cuda_batches(self, index_lists: list[torch.Tensor]) -> Iterator[Batch]:
         """Bytes read by a thread one batch ahead; nvjpeg decodes a whole batch at once."""
-        from alexnet.data.packed import decode_jpegs
-
         def read(idx: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
             return [self.split.raw(int(i)) for i in idx], self.split.labels[idx]
 
@@ -233,8 +229,6 @@ def _statistics(cfg: DataConfig, source: Source) -> dict[str, torch.Tensor]:
     elif source.kind == "packed":
         stats = dict(source.stats)
         if cfg.channels == 1:  # the mean image in luma; std from the RGB covariance
-            from alexnet.data.augment import LUMA
-
             w = torch.tensor(LUMA)
             stats["mean"] = (stats["mean"] * w[:, None, None]).sum(0, keepdim=True)
             cov = stats["eigvec"] @ torch.diag(stats["eigval"]) @ stats["eigvec"].T

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from alexnet.data.images import decode_jpegs  # loaders.py decodes packed batches with it
+from alexnet.data.images import decode_jpegs
 from alexnet.errors import DataError
 
 FORMAT = "alexnet-packed/1"

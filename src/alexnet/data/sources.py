@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from alexnet.data.cifar import read_batch
-from alexnet.data.images import load_image as load_image  # loaders.py reads FileSplit with it
 from alexnet.data.packed import PackedSplit, is_packed, load_stats, read_meta
 from alexnet.errors import DataError
 
