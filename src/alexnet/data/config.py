@@ -111,7 +111,7 @@ class DataConfig:
 
     @property
     def small(self) -> bool:
-        return self.source in SMALL_DATASETS
+        return self.source in SMALL_DATASETS or str(self.source).startswith("memory:")
 
     def resolved(self) -> DataConfig:
         """A copy with every `None` default filled in for this source."""
@@ -119,7 +119,9 @@ class DataConfig:
         if r.root is None:
             r.root = str(cache_root())
         if r.channels is None:
-            r.channels = 1 if r.source == "fashion-mnist" else 3
+            from alexnet.data.memory import channels  # memory:<name>: the images' channels
+
+            r.channels = 1 if r.source == "fashion-mnist" else channels(str(r.source)) or 3
         if r.resize is None:
             if r.small:
                 r.resize = 224  # d2l: 28 -> 224 (and 32 -> 224 for CIFAR-10)
