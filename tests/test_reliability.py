@@ -156,31 +156,26 @@ def _cfg(**extra):
 
 
 @pytest.fixture
-def fake_data(monkeypatch):
-    """The CLI trains on 16 generated 64×64 images (one batch) instead of a real dataset."""
-    import alexnet.train.loop
-    from test_train_fakes import make_data
-
-    build = make_data(n=16, size=64)
-    monkeypatch.setattr(alexnet.train.loop, "default_data_builder", build)
-    return build
-
-
-def _train_one_epoch(path: Path) -> Path:
-    from alexnet.train.loop import train
-    from test_train_fakes import make_data
-
-    train(_cfg(), path, build_data=make_data(n=16, size=64))
-    return path
+def generated_data(separable_data):
+    """The `data` mapping of 16 generated 64×64 images (one batch) in memory: runs resumed by
+    the CLI find them by the name their config.yaml holds."""
+    return separable_data(n=16, size=64)
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """A finished one-epoch run, shared: the tests using it must leave it as it is."""
-    return _train_one_epoch(tmp_path_factory.mktemp("shared") / "run")
+    from alexnet.data.memory import unregister
+    from alexnet.train.loop import train
+    from conftest import register_separable
+
+    path = tmp_path_factory.mktemp("shared") / "run"
+    train(_cfg(data=register_separable("finished-run", n=16, size=64)), path)
+    yield path
+    unregister("finished-run")
 
 
-def test_out_on_an_existing_run_is_refused_and_force_moves_it_aside(tmp_path, fake_data,
+def test_out_on_an_existing_run_is_refused_and_force_moves_it_aside(tmp_path, generated_data,
                                                                     capsys):
     finished_run = tmp_path / "run"  # what a run leaves (the contents do not matter here)
     finished_run.mkdir()
@@ -194,7 +189,7 @@ def test_out_on_an_existing_run_is_refused_and_force_moves_it_aside(tmp_path, fa
     assert before == {p.name: p.read_bytes() for p in finished_run.iterdir() if p.is_file()}
     from alexnet.train.loop import train
 
-    train(_cfg(), finished_run, force=True)
+    train(_cfg(data=generated_data), finished_run, force=True)
     aside = [p for p in finished_run.parent.iterdir() if ".replaced-" in p.name]
     assert len(aside) == 1 and (aside[0] / "last.pt").read_bytes() == before["last.pt"]
     assert (finished_run / "last.pt").is_file()
@@ -237,7 +232,7 @@ def test_a_refused_start_leaves_no_run_folder(tmp_path, case, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_stale_temporary_files_are_removed_and_an_epoch_is_logged_once(tmp_path, fake_data,
+def test_stale_temporary_files_are_removed_and_an_epoch_is_logged_once(tmp_path, generated_data,
                                                                         monkeypatch, capsys):
     """A kill between the epoch's end and the replacement of last.pt: the epoch is redone on
     resume and logged once; the temporary file the kill left is removed."""
@@ -259,7 +254,7 @@ def test_stale_temporary_files_are_removed_and_an_epoch_is_logged_once(tmp_path,
 
     monkeypatch.setattr(alexnet.train.loop, "save_checkpoint", killed_at_epoch_2)
     with pytest.raises(Killed):
-        train(_cfg(epochs=2), tmp_path / "run", build_data=fake_data)
+        train(_cfg(epochs=2, data=generated_data), tmp_path / "run")
     monkeypatch.setattr(alexnet.train.loop, "save_checkpoint", real)
     assert main(["train", "--resume", str(tmp_path / "run"), "log_every=2"]) == 0
     out = capsys.readouterr().out
@@ -292,16 +287,17 @@ def test_a_finished_run_says_it_finished(finished_run, capsys):
     assert "has finished: 1 of epochs=1 done" in err and "epochs=11" in err
 
 
-def test_resume_with_a_checkpoint_that_does_not_fit_is_one_error(finished_run, tmp_path):
+def test_resume_with_a_checkpoint_that_does_not_fit_is_one_error(finished_run, tmp_path,
+                                                                   separable_data):
     import torch
 
     from alexnet.errors import CheckpointError
     from alexnet.train.loop import train
     from alexnet.train.runner import run_training
-    from test_train_fakes import make_data
 
+    five = separable_data(n=16, size=64, classes=5)
     with pytest.raises(CheckpointError, match=r"last\.pt does not fit the run .* 5 classes"):
-        train(None, finished_run, resume=True, build_data=make_data(n=16, size=64, classes=5))
+        train(_cfg(data=five), finished_run, resume=True)
     state = torch.load(finished_run / "last.pt", weights_only=True)
     state["config"]["optim"]["lr"] = "fast"  # a config this version cannot run
     torch.save(state, tmp_path / "last.pt")
@@ -390,15 +386,16 @@ def test_a_one_class_dataset_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_mid_epoch_resume_on_an_image_folder_equals_an_uninterrupted_run(tmp_path):
+def test_mid_epoch_resume_on_an_image_folder_equals_an_uninterrupted_run(tmp_path,
+                                                                         monkeypatch):
     import os
     import signal
 
     import torch
 
     from alexnet.train.config import resolve_config
-    from alexnet.train.loop import default_data_builder, train
-    from test_train_fakes import colour_class_tree
+    from alexnet.train.loop import train
+    from conftest import colour_class_tree, on_train_batch
 
     root = colour_class_tree(tmp_path / "images", per_class=12)  # 33 training images
     cfg = {"model": {"name": "paper", "image_size": 64}, "epochs": 1, "batch_size": 8,
@@ -406,22 +403,14 @@ def test_mid_epoch_resume_on_an_image_folder_equals_an_uninterrupted_run(tmp_pat
            "quick": False, "device": "cpu", "deterministic": True, "log_every": 1,
            "optim": {"lr": 0.001}}
 
-    def stopped_at_batch_2(c, **kwargs):
-        bundle = default_data_builder(c, **kwargs)
-        iterate = bundle.train.iterate
-
-        def killed(epoch, start=0):
-            for b, batch in enumerate(iterate(epoch, start), start=start):
-                if b == 2:
-                    os.kill(os.getpid(), signal.SIGTERM)
-                yield batch
-
-        bundle.train.iterate = killed
-        return bundle
+    def stopped_at_batch_2(epoch, batch, x, y):
+        if batch == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     train(resolve_config(cfg), tmp_path / "full")
-    assert train(resolve_config(cfg), tmp_path / "cut", build_data=stopped_at_batch_2
-                 )["interrupted"]
+    with monkeypatch.context() as m:
+        on_train_batch(m, stopped_at_batch_2)
+        assert train(resolve_config(cfg), tmp_path / "cut")["interrupted"]
     assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["batch"] == 3
     train(None, tmp_path / "cut", resume=True)
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]["state_dict"]
@@ -817,7 +806,7 @@ def test_the_report_panel_shows_several_classes_of_a_sorted_val_split(tmp_path):
 
     from alexnet.evaluation.report import evaluate_for_report
     from alexnet.models import create_model
-    from test_train_fakes import colour_class_tree
+    from conftest import colour_class_tree
 
     root = colour_class_tree(tmp_path / "images", per_class=80)  # 8 val images per class
     model = create_model("paper", num_classes=3, image_size=64)

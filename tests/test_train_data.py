@@ -4,7 +4,7 @@ import torch
 
 from alexnet.train.config import resolve_config
 from alexnet.train.loop import train
-from test_train_fakes import colour_class_tree
+from conftest import colour_class_tree
 
 
 def test_two_epochs_on_a_generated_image_folder(tmp_path):

@@ -1,5 +1,5 @@
 """Two gloo processes with DDP (on the CPU) take the same steps as one process on the
-combined batch."""
+combined batch, each reading its share of the real in-memory loaders."""
 
 import socket
 
@@ -9,17 +9,28 @@ import torch.multiprocessing as mp
 
 from alexnet.train.config import resolve_config
 from alexnet.train.loop import train
-from test_train_fakes import make_data
+from conftest import register_separable
 
 
 def _cfg() -> dict:
+    # every process registers the same generated images under one name (the registry is
+    # per process): 32 training images, 16 validation images
+    data = register_separable("ddp", n=32, size=64)
     recipe = {"recipe": "test", "model": {"name": "paper", "image_size": 64, "dropout": 0.0},
               "epochs": 1, "train_batches": 2, "batch_size": 8, "log_every": 1,
               "quick": False, "device": "cpu", "optim": {"lr": 0.001},
               # fp32: bf16 autocast (on by default on CPUs with native bf16) rounds a batch of 4
               # and one of 8 differently, which is not what this test is about
-              "amp": False, "channels_last": False, "compile": False}
+              "amp": False, "channels_last": False, "compile": False, "data": data}
     return resolve_config(recipe)
+
+
+@pytest.fixture(autouse=True)
+def _forget_the_images():
+    yield
+    from alexnet.data.memory import unregister
+
+    unregister("ddp")
 
 
 def _rank(rank: int, port: int, out: str) -> None:
@@ -28,7 +39,7 @@ def _rank(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       LOCAL_RANK=str(rank), WORLD_SIZE="2")
     torch.set_num_threads(1)
-    train(_cfg(), out, build_data=make_data(n=32, size=64))
+    train(_cfg(), out)
 
 
 def _free_port() -> int:
@@ -40,7 +51,7 @@ def _free_port() -> int:
 @pytest.mark.slow  # two spawned processes: about 15 s on 2 cores
 def test_two_process_ddp_equals_one_process_on_the_combined_batch(tmp_path):
     mp.spawn(_rank, args=(_free_port(), str(tmp_path / "ddp")), nprocs=2, join=True)
-    train(_cfg(), tmp_path / "one", build_data=make_data(n=32, size=64))
+    train(_cfg(), tmp_path / "one")
     ddp = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
     one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
     assert ddp["config"]["distributed"]["world_size"] == 2
@@ -55,4 +66,7 @@ def test_two_process_ddp_equals_one_process_on_the_combined_batch(tmp_path):
         torch.testing.assert_close(ddp["model"]["state_dict"][key], w, rtol=1e-5, atol=1e-6)
         moved = max(moved, (w - start.state_dict()[key]).abs().max().item())
     assert moved > 1e-5  # the weights did move: the runs are not trivially equal
-    assert ddp["metrics"]["val"]["images"] == one["metrics"]["val"]["images"] * 2
+    # each process evaluated its half of the validation split; the sums are the whole split's
+    assert ddp["metrics"]["val"]["images"] == one["metrics"]["val"]["images"] == 16
+    for key in ("loss", "top1_err", "top5_err"):
+        assert ddp["metrics"]["val"][key] == pytest.approx(one["metrics"]["val"][key], abs=1e-5)

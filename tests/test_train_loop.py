@@ -1,4 +1,5 @@
-"""The loop on tiny generated data: checkpoints and metrics, exact resume, SIGTERM, NaN."""
+"""The loop on tiny generated in-memory data through the real data part: checkpoints and
+metrics, exact resume, SIGTERM, NaN."""
 
 import json
 import os
@@ -10,23 +11,29 @@ import torch
 from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.train.config import resolve_config
 from alexnet.train.loop import TrainingDiverged, train
-from conftest import bare_run
-from test_train_fakes import make_data
+from conftest import bare_run, on_train_batch
 
 
-def _cfg(**extra) -> dict:
-    recipe = {"recipe": "test", "model": {"name": "paper", "image_size": 64}, "epochs": 2,
-              "batch_size": 8, "log_every": 2, "quick": False, "deterministic": True,
-              "optim": {"lr": 0.001}, "device": "cpu"}
-    return resolve_config(recipe, extra)
+@pytest.fixture
+def make_cfg(separable_data):
+    """The run's config on 32 generated 64×64 grey images of 3 classes (4 batches of 8)."""
+    data = separable_data(n=32, size=64)
+
+    def cfg(**extra) -> dict:
+        recipe = {"recipe": "test", "model": {"name": "paper", "image_size": 64}, "epochs": 2,
+                  "batch_size": 8, "log_every": 2, "quick": False, "deterministic": True,
+                  "optim": {"lr": 0.001}, "device": "cpu", "data": data}
+        return resolve_config(recipe, extra)
+
+    return cfg
 
 
 def _weights(path) -> dict:
     return torch.load(path, weights_only=True)["model"]["state_dict"]
 
 
-def test_two_epochs_write_config_metrics_and_checkpoints(tmp_path):
-    summary = train(_cfg(), tmp_path, build_data=make_data(n=32, size=64))
+def test_two_epochs_write_config_metrics_and_checkpoints(tmp_path, make_cfg):
+    summary = train(make_cfg(), tmp_path)
     assert summary["epochs_done"] == 2 and not summary["interrupted"]
     assert {"config.yaml", "metrics.jsonl", "last.pt", "best.pt"} <= {
         p.name for p in tmp_path.iterdir()}
@@ -42,20 +49,22 @@ def test_two_epochs_write_config_metrics_and_checkpoints(tmp_path):
     assert model(torch.zeros(2, 1, 64, 64)).shape == (2, 3)
 
 
-def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
+def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, make_cfg, monkeypatch):
     full, cut = tmp_path / "full", tmp_path / "cut"
-    train(_cfg(), full, build_data=make_data(n=32, size=64))
+    train(make_cfg(), full)
 
-    def sigterm(epoch: int, batch: int) -> None:
+    def sigterm(epoch: int, batch: int, x, y) -> None:
         if (epoch, batch) == (0, 1):
             os.kill(os.getpid(), signal.SIGTERM)
 
-    summary = train(_cfg(), cut, build_data=make_data(n=32, size=64, on_batch=sigterm))
+    with monkeypatch.context() as m:
+        on_train_batch(m, sigterm)
+        summary = train(make_cfg(), cut)
     assert summary["interrupted"]
     state = load_checkpoint(cut)  # SIGTERM mid-epoch left a loadable checkpoint
     assert (state["epoch"], state["batch"]) == (0, 2)
     assert not (cut / "metrics.jsonl").exists()
-    train(None, cut, resume=True, build_data=make_data(n=32, size=64))
+    train(None, cut, resume=True)
     a, b = _weights(full / "last.pt"), _weights(cut / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     opt_a = torch.load(full / "last.pt", weights_only=True)["optimizer"]["state"]
@@ -64,9 +73,13 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
                for i in opt_a)
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_cfg, monkeypatch):
+    def nan_from_epoch_1_batch_1(epoch: int, batch: int, x, y):
+        return (torch.full_like(x, float("nan")), y) if (epoch, batch) >= (1, 1) else None
+
+    on_train_batch(monkeypatch, nan_from_epoch_1_batch_1)
     with pytest.raises(TrainingDiverged, match="nan"):
-        train(_cfg(), tmp_path, build_data=make_data(n=32, size=64, nan_at=(1, 1)))
+        train(make_cfg(), tmp_path)
     state = load_checkpoint(tmp_path / "last.pt")
     assert (state["epoch"], state["batch"]) == (1, 0)
     assert all(t.isfinite().all() for t in state["model"]["state_dict"].values())

@@ -49,17 +49,18 @@ def test_one_tower_models_are_refused():
         TwoTowerParallel(create_model("one-tower", num_classes=3, image_size=64), ["cpu", "cpu"])
 
 
-def test_the_loop_trains_with_towers_and_saves_one_device_checkpoints(tmp_path):
+def test_the_loop_trains_with_towers_and_saves_one_device_checkpoints(tmp_path,
+                                                                      separable_data):
     from alexnet.checkpoint import load_model
     from alexnet.train.config import resolve_config
     from alexnet.train.loop import train
-    from test_train_fakes import make_data
 
     cfg = resolve_config({"model": {"name": "paper", "image_size": 64}, "epochs": 1,
                           "train_batches": 2, "batch_size": 8, "quick": False, "device": "cpu",
                           "towers": True, "tower_devices": ["cpu", "cpu"],
-                          "optim": {"lr": 0.001}})
-    summary = train(cfg, tmp_path, build_data=make_data(n=32, size=64, channels=3))
+                          "optim": {"lr": 0.001},
+                          "data": separable_data(n=32, size=64, channels=3)})
+    summary = train(cfg, tmp_path)
     assert summary["epochs_done"] == 1
     model, state = load_model(tmp_path / "last.pt")
     assert state["config"]["towers"] is True and model.config["name"] == "paper"

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alexnet.data.memory import channels as memory_channels
+from alexnet.data.memory import is_memory
 from alexnet.errors import ConfigError
 from alexnet.schema import BOOL, Key, Rule, is_whole, keys_of, number, one_of, option, whole
 
@@ -110,7 +112,7 @@ class DataConfig:
 
     @property
     def small(self) -> bool:
-        return self.source in SMALL_DATASETS
+        return self.source in SMALL_DATASETS or is_memory(str(self.source))
 
     def resolved(self) -> DataConfig:
         """A copy with every `None` default filled in for this source."""
@@ -118,7 +120,7 @@ class DataConfig:
         if r.root is None:
             r.root = str(cache_root())
         if r.channels is None:
-            r.channels = 1 if r.source == "fashion-mnist" else 3
+            r.channels = 1 if r.source == "fashion-mnist" else memory_channels(str(r.source)) or 3
         if r.crop is None and not r.small and r.resize is None:
             r.crop = IMAGE_SIZE  # §4.1: 224 patches of the 256 images
         if r.resize is None:

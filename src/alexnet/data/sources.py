@@ -301,7 +301,11 @@ def image_tree(path: str | Path, val_fraction: float = 0.1) -> Source:
 
 
 def open_source(source: str, root: str | Path, val_fraction: float = 0.1) -> Source:
-    """fashion-mnist | cifar10 | a prepared folder | an image tree."""
+    """fashion-mnist | cifar10 | memory:<name> | a prepared folder | an image tree."""
+    if source.startswith("memory:"):  # tensors registered by alexnet.data.memory
+        from alexnet.data.memory import open_memory
+
+        return open_memory(source)
     if source == "fashion-mnist":
         return fashion_mnist(root)
     if source == "cifar10":

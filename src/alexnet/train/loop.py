@@ -40,14 +40,7 @@ from alexnet.train.distributed import (
 from alexnet.train.doctor import RunDoctor
 from alexnet.train.run_folder import RunFolder
 from alexnet.train.schedule import current_lr
-from alexnet.train.setup import (
-    DataBuilder,
-    Run,
-    default_data_builder,
-    full_command,
-    rng_state,
-    setup_run,
-)
+from alexnet.train.setup import Run, full_command, rng_state, setup_run
 
 
 class TrainingDiverged(AlexNetError):
@@ -62,8 +55,7 @@ def diverged(what: str, where: str) -> TrainingDiverged:
 
 
 def train(cfg: dict[str, Any] | None, run_dir: str | Path, *, resume: bool = False,
-          state: dict[str, Any] | None = None, build_data: DataBuilder | None = None,
-          force: bool = False) -> dict[str, Any]:
+          state: dict[str, Any] | None = None, force: bool = False) -> dict[str, Any]:
     """Train as `cfg` (a resolved config) says, writing config.yaml, metrics.jsonl, last.pt and
     best.pt to `run_dir`. With `resume`, continue from `run_dir/last.pt` exactly (`state`: that
     checkpoint when the caller has already loaded it), with `cfg` (None = its own config).
@@ -95,8 +87,7 @@ def train(cfg: dict[str, Any] | None, run_dir: str | Path, *, resume: bool = Fal
                 refused = err
         if any_process(refused is not None, dist):  # every rank stops, not only rank 0
             raise refused or ConfigError(f"rank 0 could not claim the run folder {run_dir}")
-        run = setup_run(cfg, run_dir, dist, state if resume else None,
-                        build_data or default_data_builder)
+        run = setup_run(cfg, run_dir, dist, state if resume else None)
         summary = run_epochs(run)
         failed = False
         return summary

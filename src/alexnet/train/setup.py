@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +25,6 @@ from alexnet.train.optim import build_optimizer
 from alexnet.train.schedule import build_schedule
 from alexnet.train.step import StepFn, make_train_step
 from alexnet.train.towers import TwoTowerParallel
-
-DataBuilder = Callable[..., Any]  # (cfg, *, batch_size, device, seed, rank, world_size) -> bundle
-
-
-def default_data_builder(cfg: dict[str, Any], *, batch_size: int, device: torch.device,
-                         seed: int, rank: int, world_size: int) -> DataBundle:
-    """`alexnet.data.build_loaders` on the config's `data` mapping."""
-    return build_loaders(DataConfig.from_dict(dict(cfg["data"])), batch_size=batch_size,
-                         device=device, seed=seed, rank=rank, world_size=world_size)
 
 
 @dataclass
@@ -59,8 +49,8 @@ class Run:
     best_top1_err: float = math.inf
 
 
-def setup_run(cfg: dict[str, Any], run_dir: Path, dist: Dist, state: dict[str, Any] | None,
-              build_data: DataBuilder = default_data_builder) -> Run:
+def setup_run(cfg: dict[str, Any], run_dir: Path, dist: Dist, state: dict[str, Any] | None
+              ) -> Run:
     """Build the run `cfg` describes; with `state` (the run's last.pt, already loaded), continue
     it exactly. A new run's config.yaml is written only once data and model exist, so a start
     that fails leaves no half-made run."""
@@ -74,8 +64,9 @@ def setup_run(cfg: dict[str, Any], run_dir: Path, dist: Dist, state: dict[str, A
     configure_backends(cfg, dist.device)
     torch.manual_seed(cfg["seed"] + dist.rank)  # dropout; the data draws from its own seeds
 
-    data = build_data(cfg, batch_size=batch, device=dist.device, seed=cfg["seed"],
-                      rank=dist.rank, world_size=dist.world_size)
+    data = build_loaders(DataConfig.from_dict(dict(cfg["data"])), batch_size=batch,
+                         device=dist.device, seed=cfg["seed"], rank=dist.rank,
+                         world_size=dist.world_size)
     model = build_model(cfg, data, dist)
     optimizer = build_optimizer(model, cfg["optim"])
     schedule = build_schedule(cfg["schedule"], cfg["optim"]["lr"])
