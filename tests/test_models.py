@@ -14,7 +14,7 @@ from alexnet.models.profile import layer_table
 
 # 1000 classes, 3 input channels.
 PARAMS = {
-    "paper": 60_965_224,  # paper-facts.md: 60,965,224 with groups=2
+    "paper": 60_965_224,  # docs/paper-facts.md: 60,965,224 with groups=2
     "original": 60_965_224,
     "one-tower": 62_378_344,
     "half": 59_798_312,
