@@ -106,3 +106,115 @@ def colour_class_tree(root: Path, classes: int = 3, per_class: int = 10) -> Path
             pixels = (torch.rand(48, 56, 3, generator=g) * 80 + 80 * c).byte().numpy()
             Image.fromarray(pixels).save(root / f"class{c}" / f"{i}.png")
     return root
+
+
+# ---------------------------------------------------------------- evaluation: data and checkpoints
+
+EVAL_SIZE = 64  # the model's input side: the paper family accepts image_size=64 for fast tests
+EVAL_SIDE = EVAL_SIZE + 8  # the registered images' side; runs crop EVAL_SIZE of it
+
+
+def eval_images(n: int = 12, classes: int = 3, seed: int = 7) -> tuple[torch.Tensor,
+                                                                        torch.Tensor]:
+    """n uint8 RGB images (EVAL_SIDE²), the class showing in the brightness; and their labels
+    (0, 1, 2, 0, ...)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    base = (y.float() * 80 + 40)[:, None, None, None]
+    noise = torch.randn(n, 3, EVAL_SIDE, EVAL_SIDE, generator=g) * 30
+    return (base + noise).clamp(0, 255).to(torch.uint8), y
+
+
+def register_eval_data(name: str, *, n: int = 12, classes: int = 3, seed: int = 7) -> dict:
+    """Register `eval_images(n, classes, seed)` as both splits of `memory:<name>`
+    (alexnet.data.memory) and return the `data:` mapping of a run on them that centre-crops
+    EVAL_SIZE of EVAL_SIDE (per-channel mean and std, the memory sources' default)."""
+    from alexnet.data.memory import register_tensors
+
+    x, y = eval_images(n, classes, seed)
+    source = register_tensors(name, x, y, x, y, classes=[f"class{c}" for c in range(classes)])
+    return {"source": source, "resize": EVAL_SIDE, "crop": EVAL_SIZE}
+
+
+@pytest.fixture(scope="module")
+def eval_data(request):
+    """`register_eval_data(**options)` for this test module (a new name each call);
+    unregistered at its end."""
+    from alexnet.data.memory import unregister
+
+    names = []
+
+    def make(**options) -> dict:
+        names.append(f"{request.module.__name__}-{len(names)}")
+        return register_eval_data(names[-1], **options)
+
+    yield make
+    for name in names:
+        unregister(name)
+
+
+def sensitive(model: torch.nn.Module) -> torch.nn.Module:
+    """He-initialised weights, zero biases: an untrained net whose outputs depend on the input
+    (the paper's init, bias 1 and std 0.01, gives nearly the same logits for every image)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+                torch.nn.init.kaiming_normal_(m.weight)
+                torch.nn.init.zeros_(m.bias)
+    return model.eval()
+
+
+UNREACHABLE = "eval-checkpoint-data"  # write_checkpoint's source when given no data
+
+
+def write_checkpoint(path: Path, data: dict | None = None, *, classes: int = 3,
+                     name: str = "paper", seed: int = 0, epoch: int = 2,
+                     quick: bool = False) -> Path:
+    """A checkpoint in the training loop's layout of a freshly initialised (`sensitive`) tiny
+    model with `classes` classes, trained (so its config says) on `data`, a `data:` mapping of
+    a registered memory source (`register_eval_data`); its `data` section (normalisation,
+    preprocessing) comes from the real `build_loaders` on that mapping, as training writes it.
+    Without `data`: `memory:eval-checkpoint-data`, registered only while writing, so the
+    checkpoint works for predict/export but its data cannot be loaded afterwards."""
+    from alexnet.checkpoint import save_checkpoint
+    from alexnet.data import DataConfig, build_loaders
+    from alexnet.data.memory import registered
+    from alexnet.models import create_model
+
+    if data is None:
+        with registered(UNREACHABLE, *eval_images(), *eval_images()):
+            return write_checkpoint(path, {"source": f"memory:{UNREACHABLE}",
+                                           "resize": EVAL_SIDE, "crop": EVAL_SIZE},
+                                    classes=classes, name=name, seed=seed, epoch=epoch,
+                                    quick=quick)
+    bundle = build_loaders(DataConfig.from_dict(data), batch_size=8, device="cpu", seed=0)
+    torch.manual_seed(seed)
+    model = sensitive(create_model(name, num_classes=classes, image_size=EVAL_SIZE))
+    return save_checkpoint({
+        "model": {"config": dict(model.config), "state_dict": model.state_dict()},
+        "classes": [f"class{i}" for i in range(classes)],
+        "data": {"normalization": bundle.normalization, "preprocess": bundle.preprocess},
+        "config": {"recipe": "test", "model": {"name": name, "image_size": EVAL_SIZE},
+                   "data": dict(data), "epochs": epoch, "seed": seed, "quick": quick},
+        "epoch": epoch, "batch": 0, "optimizer": {}, "scheduler": {}, "rng": {},
+        "metrics": {"best_top1_err": 0.5, "val": {"top1_err": 0.5, "top5_err": 0.0}},
+    }, path)
+
+
+def hand_views(images: torch.Tensor, normalization: dict, views: str = "center"
+               ) -> torch.Tensor:
+    """What the data part should make of EVAL_SIDE² uint8 images for a run that crops
+    EVAL_SIZE with a per-channel mean, computed by hand: (x - mean) / std, then the central
+    EVAL_SIZE² patch, or for ten views the four corner patches, the centre and the same five
+    of the mirror image (torchvision's TenCrop order)."""
+    x = (images.float() - normalization["mean"]) / normalization["std"]
+    s, o = EVAL_SIZE, (EVAL_SIDE - EVAL_SIZE) // 2
+    if views == "center":
+        return x[..., o:o + s, o:o + s]
+    d = EVAL_SIDE - s
+
+    def five(t: torch.Tensor) -> list[torch.Tensor]:
+        return [t[..., :s, :s], t[..., :s, d:], t[..., d:, :s], t[..., d:, d:],
+                t[..., o:o + s, o:o + s]]
+
+    return torch.stack(five(x) + five(x.flip(-1)), dim=1)

@@ -18,7 +18,8 @@ from alexnet.evaluation.features import (
 )
 from alexnet.evaluation.retrieval import find_neighbors, nearest_neighbors
 from alexnet.models import create_model
-from test_eval_fakes import SIZE, fake_preprocess, make_builder, pil_load, write_checkpoint
+from conftest import EVAL_SIZE as SIZE
+from conftest import eval_images, write_checkpoint
 
 
 def test_features_are_4096_d_last_hidden_layer():
@@ -78,36 +79,31 @@ def test_features_file_round_trip_and_errors(tmp_path):
         load_features(tmp_path / "cut.pt")
 
 
-def test_features_then_neighbors_finds_the_query_itself(tmp_path, monkeypatch, capsys):
-    build = make_builder(n=10)
-    ckpt = write_checkpoint(tmp_path / "m.pt")
-    info = make_features(str(ckpt), tmp_path / "feats.pt", data="fake", split="val",
-                         build_data=build, progress=False)
+def test_features_then_neighbors_finds_the_query_itself(tmp_path, eval_data, capsys):
+    data = eval_data(n=10)
+    images, labels = eval_images(10)
+    ckpt = write_checkpoint(tmp_path / "m.pt", data)
+    info = make_features(str(ckpt), tmp_path / "feats.pt", split="val", progress=False)
     assert info["images"] == 10 and info["dim"] == 4096
     # query = stored image 6, written losslessly as a PNG
     query = tmp_path / "q.png"
-    Image.fromarray(build.images[6].permute(1, 2, 0).numpy()).save(query)
+    Image.fromarray(images[6].permute(1, 2, 0).numpy()).save(query)
     r = find_neighbors(tmp_path / "feats.pt", [str(query)], k=4, figure=tmp_path / "nn.png",
-                       chunk_size=3, build_data=build, load_image=pil_load,
-                       preprocess_images=fake_preprocess, progress=False)
+                       chunk_size=3, progress=False)
     first = r["queries"][0]["neighbors"]
     assert len(first) == 4 and first[0]["index"] == 6
     assert first[0]["distance"] < 1e-2 * max(first[1]["distance"], 1e-6)
-    assert first[0]["label"] == f"class{int(build.labels[6])}"
+    assert first[0]["label"] == f"class{int(labels[6])}"
     assert (tmp_path / "nn.png").stat().st_size > 1000
 
-    # the CLI, with the data part faked
-    monkeypatch.setattr("alexnet.evaluation.features.default_data_builder", build)
-    monkeypatch.setattr("alexnet.evaluation.retrieval.default_data_builder", build)
-    monkeypatch.setattr("alexnet.data.load_image", pil_load)
-    monkeypatch.setattr("alexnet.data.preprocess_images", fake_preprocess)
-    assert main(["features", str(ckpt), "--data", "fake", "--split", "val",
+    # the CLI, on the same registered source
+    assert main(["features", str(ckpt), "--data", data["source"], "--split", "val",
                  "--out", str(tmp_path / "f2.pt")]) == 0
     assert "10 feature vectors of 4096" in capsys.readouterr().out
     assert main(["neighbors", str(tmp_path / "f2.pt"), str(query), "-k", "3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["queries"][0]["neighbors"][0]["index"] == 6
-    other = write_checkpoint(tmp_path / "other.pt", seed=1)  # same model, other weights
+    other = write_checkpoint(tmp_path / "other.pt", data, seed=1)  # same model, other weights
     assert main(["neighbors", str(tmp_path / "f2.pt"), str(query), "--checkpoint",
                  str(other)]) == 2
     assert "whose weights differ" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """`evaluate` (centre and ten views, ensembles, loss, totals kept on the device), top-k error,
-per-class accuracy, confusion, and `alexnet eval` on a fake data part."""
+per-class accuracy, confusion, and `alexnet eval` on a registered in-memory source through
+the real data part."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alexnet.checkpoint import load_model
+from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.cli import main
+from alexnet.data import DataConfig, build_loaders
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation import (
     average_views,
@@ -24,14 +26,27 @@ from alexnet.evaluation import (
 )
 from alexnet.evaluation.checkpoints_eval import evaluate_checkpoints
 from alexnet.models import create_model
-from test_eval_fakes import SIZE, make_builder, sensitive, write_checkpoint
+from conftest import EVAL_SIZE as SIZE
+from conftest import eval_images, hand_views, sensitive, write_checkpoint
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
+def ckpts(tmp_path_factory, eval_data):
+    """Three checkpoints of runs on 12 registered images (3 classes), and two more sources
+    for them: `six` (6 other images) and `twelve` (the same 12)."""
     d = tmp_path_factory.mktemp("ckpt")
-    return {"a": write_checkpoint(d / "a.pt", seed=0), "b": write_checkpoint(d / "b.pt", seed=1),
-            "c5": write_checkpoint(d / "c5.pt", classes=5, seed=2)}
+    data = eval_data(n=12)
+    return {"a": write_checkpoint(d / "a.pt", data, seed=0),
+            "b": write_checkpoint(d / "b.pt", data, seed=1),
+            "c5": write_checkpoint(d / "c5.pt", data, classes=5, seed=2),
+            "twelve": data["source"], "six": eval_data(n=6, seed=8)["source"]}
+
+
+def _bundle(ckpt, source):
+    """The data part's loaders for `ckpt`'s data config on `source`, as `alexnet eval` builds
+    them."""
+    mapping = {**load_checkpoint(ckpt)["config"]["data"], "source": source}
+    return build_loaders(DataConfig.from_dict(mapping), batch_size=128, device="cpu", seed=0)
 
 
 def test_topk_error_on_hand_made_logits():
@@ -193,62 +208,68 @@ def test_ensemble_is_the_mean_and_checks_shapes():
         ensemble([a, torch.rand(4, 5)])
 
 
+def test_the_checkpoints_data_gives_hand_normalised_centre_and_ten_views(ckpts):
+    """The real loaders on a checkpoint's data config and source: the images normalised with
+    the normalisation the checkpoint stored (what `predict` uses), then cropped."""
+    bundle = _bundle(ckpts["a"], ckpts["twelve"])
+    norm = load_checkpoint(ckpts["a"])["data"]["normalization"]
+    images, labels = eval_images(12)
+    x, y = next(iter(bundle.eval_loader("center")))
+    assert x.shape == (12, 3, SIZE, SIZE) and torch.equal(y, labels)
+    assert torch.equal(x, hand_views(images, norm))
+    x10, _ = next(iter(bundle.eval_loader("ten")))
+    assert torch.equal(x10, hand_views(images, norm, "ten"))
+    assert torch.equal(x10[:, 4], x) and torch.equal(x10[:, 9], x.flip(-1))
+
+
 def test_ensemble_of_two_identical_checkpoints_equals_one(ckpts):
-    build = make_builder(n=6)
-    one = evaluate_checkpoints([ckpts["a"]], "fake", views="ten", build_data=build,
-                               per_class=True, confusion=True, progress=False)
-    two = evaluate_checkpoints([ckpts["a"], ckpts["a"]], "fake", views="ten", build_data=build,
-                               per_class=True, confusion=True, progress=False)
-    assert one["images"] == 6 and one["views"] == "ten"
+    six = ckpts["six"]
+    one = evaluate_checkpoints([ckpts["a"]], six, views="ten", per_class=True, confusion=True,
+                               progress=False)
+    two = evaluate_checkpoints([ckpts["a"], ckpts["a"]], six, views="ten", per_class=True,
+                               confusion=True, progress=False)
+    # the checkpoint's data config (crop 64 of 72: ten views) with its source replaced
+    assert one["images"] == 6 and one["views"] == "ten" and one["data"] == six
     for key in ("top1_err", "top5_err", "per_class", "confusion"):
         assert one[key] == two[key]
     assert [m["top1_err"] for m in two["members"]] == [one["top1_err"]] * 2
-    assert build.calls[0]["source"] == "fake"  # the checkpoint's data config, source replaced
-    assert build.calls[0]["crop"] == SIZE
+    assert [row["images"] for row in one["per_class"]] == [2, 2, 2]
 
 
 def test_ensemble_of_two_models_averages_their_softmax(ckpts):
-    build = make_builder(n=6)
-    both = evaluate_checkpoints([ckpts["a"], ckpts["b"]], "fake", build_data=build,
-                                confusion=True, progress=False)
-    x = torch.cat([b[0] for b in build(  # the same batches the fake loader gives
-        {}, batch_size=128, device=torch.device("cpu")).eval_loader("center")])
+    both = evaluate_checkpoints([ckpts["a"], ckpts["b"]], None, confusion=True, progress=False)
+    images, labels = eval_images(12)  # their own source's centre views, made by hand
+    x = hand_views(images, load_checkpoint(ckpts["a"])["data"]["normalization"])
     with torch.no_grad():
         probs = sum(F.softmax(load_model(p)[0](x), 1) for p in (ckpts["a"], ckpts["b"])) / 2
-    errs = topk_error(probs, build.labels)
+    errs = topk_error(probs, labels)
     assert both["top1_err"] == pytest.approx(errs[1])
-    assert both["confusion"] == confusion_matrix(probs, build.labels, 3).tolist()
+    assert both["confusion"] == confusion_matrix(probs, labels, 3).tolist()
 
 
 def test_wrong_class_count_and_truncated_checkpoint_are_clear_errors(ckpts, tmp_path):
     with pytest.raises(CheckpointError, match="expected 3 classes.*has 5"):
-        evaluate_checkpoints([ckpts["c5"]], "fake", build_data=make_builder(n=3),
-                             progress=False)
+        evaluate_checkpoints([ckpts["c5"]], ckpts["six"], progress=False)
     bad = tmp_path / "cut.pt"
     bad.write_bytes(ckpts["a"].read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="truncated"):
-        evaluate_checkpoints([bad], "fake", build_data=make_builder(), progress=False)
+        evaluate_checkpoints([bad], ckpts["six"], progress=False)
 
 
-def test_cli_eval_gives_evaluates_error_on_the_same_model_and_data(ckpts, monkeypatch, capsys):
-    build = make_builder(n=12)
-    monkeypatch.setattr("alexnet.evaluation.checkpoints_eval.default_data_builder", build)
-    assert main(["eval", str(ckpts["a"]), "--data", "fake", "--views", "center", "--json"]) == 0
+def test_cli_eval_gives_evaluates_error_on_the_same_model_and_data(ckpts, capsys):
+    assert main(["eval", str(ckpts["a"]), "--views", "center", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     model = load_model(ckpts["a"])[0]
-    direct = evaluate(model, build({"source": "fake"}, batch_size=128,
-                                   device=torch.device("cpu")), "center")
-    assert out["images"] == direct.images == 12
+    direct = evaluate(model, _bundle(ckpts["a"], ckpts["twelve"]), "center")
+    assert out["images"] == direct.images == 12 and out["data"] == ckpts["twelve"]
     assert out["top1_err"] == direct.top1_err and out["top5_err"] == direct.top5_err
 
 
-def test_cli_eval_json(ckpts, monkeypatch, capsys):
-    monkeypatch.setattr("alexnet.evaluation.checkpoints_eval.default_data_builder",
-                        make_builder(n=6))
-    assert main(["eval", str(ckpts["a"]), str(ckpts["b"]), "--data", "fake", "--per-class",
-                 "--json"]) == 0
+def test_cli_eval_json(ckpts, capsys):
+    assert main(["eval", str(ckpts["a"]), str(ckpts["b"]), "--data", ckpts["six"],
+                 "--per-class", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["views"] == "center" and out["images"] == 6 and len(out["members"]) == 2
     assert 0 <= out["top1_err"] <= 1 and len(out["per_class"]) == 3
-    assert main(["eval", str(ckpts["c5"]), "--data", "fake"]) == 2
+    assert main(["eval", str(ckpts["c5"]), "--data", ckpts["six"]]) == 2
     assert "expected 3 classes" in capsys.readouterr().err

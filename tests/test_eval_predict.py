@@ -13,13 +13,7 @@ from alexnet.cli import main
 from alexnet.errors import CheckpointError
 from alexnet.evaluation.checkpoints import display_names
 from alexnet.evaluation.predict import checkpoint_predictor, predict_files
-from test_eval_fakes import fake_preprocess, make_images, pil_load, write_checkpoint
-
-
-@pytest.fixture()
-def fake_data(monkeypatch):
-    monkeypatch.setattr("alexnet.data.load_image", pil_load)
-    monkeypatch.setattr("alexnet.data.preprocess_images", fake_preprocess)
+from conftest import eval_images, hand_views, write_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +22,12 @@ def ckpt(tmp_path_factory):
 
 
 def _png(path, index=0):
-    x, _ = make_images(4)
+    x, _ = eval_images(4)
     Image.fromarray(x[index].permute(1, 2, 0).numpy()).save(path)
     return path
 
 
-def test_predict_json_on_a_generated_image(ckpt, tmp_path, fake_data, capsys):
+def test_predict_json_on_a_generated_image(ckpt, tmp_path, capsys):
     good = _png(tmp_path / "photo.png")
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg at all")
@@ -47,18 +41,19 @@ def test_predict_json_on_a_generated_image(ckpt, tmp_path, fake_data, capsys):
     assert preds[0]["prob"] >= preds[1]["prob"] > 0
     assert preds[0]["name"] == f"class{preds[0]['class']}"
     assert out[2] == out[0]
-    # the probabilities are the model's softmax on the preprocessed image
-    predictor = checkpoint_predictor(str(ckpt), preprocess_images=fake_preprocess)
+    # the probabilities are the model's softmax on the image preprocessed as the checkpoint
+    # says: normalised with its stored mean and std, centre-cropped (made by hand here)
+    state = torch.load(ckpt, weights_only=True)
+    x = hand_views(eval_images(4)[0][:1], state["data"]["normalization"])
     with torch.no_grad():
-        p = torch.softmax(predictor.model(fake_preprocess([pil_load(str(good))], None,
-                                                          {"resize": 72, "crop": 64})), 1)[0]
+        p = torch.softmax(checkpoint_predictor(str(ckpt), device="cpu").model(x), 1)[0]
     assert preds[0]["prob"] == pytest.approx(p.max().item(), rel=1e-5)
 
 
 def test_ten_views_and_all_classes_sum_to_one(ckpt, tmp_path):
     img = _png(tmp_path / "a.png", 1)
-    predictor = checkpoint_predictor(str(ckpt), views="ten", preprocess_images=fake_preprocess)
-    [r] = predict_files(predictor, [str(img)], topk=10, load_image=pil_load)
+    predictor = checkpoint_predictor(str(ckpt), views="ten")
+    [r] = predict_files(predictor, [str(img)], topk=10)
     assert len(r["predictions"]) == 3  # capped at the class count
     assert sum(p["prob"] for p in r["predictions"]) == pytest.approx(1.0, abs=1e-5)
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from alexnet.cli import main
-from test_train_fakes import colour_class_tree
+from conftest import colour_class_tree
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from alexnet.checkpoint import load_model
 from alexnet.cli import main
 from alexnet.errors import AlexNetError, CheckpointError, ConfigError
 from alexnet.evaluation.export import example_input, export_checkpoint, load_safetensors
-from test_eval_fakes import write_checkpoint
+from conftest import write_checkpoint
 
 
 @pytest.fixture(scope="module")

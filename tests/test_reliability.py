@@ -801,21 +801,23 @@ def test_the_report_samples_its_top5_panel_across_classes_seeded():
     assert len(set(pick.tolist())) == 8
 
 
-@pytest.mark.slow
 def test_the_report_panel_shows_several_classes_of_a_sorted_val_split(tmp_path):
+    import torch
 
+    from alexnet.data.memory import registered
     from alexnet.evaluation.report import evaluate_for_report
     from alexnet.models import create_model
-    from conftest import colour_class_tree
+    from conftest import eval_images
 
-    root = colour_class_tree(tmp_path / "images", per_class=80)  # 8 val images per class
+    x, _ = eval_images(24)
+    y = torch.arange(24) // 8  # a val split sorted by class: 8 images of each
     model = create_model("paper", num_classes=3, image_size=64)
-    state = {"model": {"config": model.config, "state_dict": model.state_dict()},
-             "config": {"data": {"source": str(root), "crop": 64, "resize": 72,
-                                 "workers": 0}}}
-    ev = evaluate_for_report(state, None, batch_size=32, device="cpu", build_data=None,
-                             views=("center",), progress=False)
-    assert len(set(ev.sample[3])) == 3
+    with registered("sorted-val", x, y, x, y) as source:
+        state = {"model": {"config": model.config, "state_dict": model.state_dict()},
+                 "config": {"data": {"source": source, "crop": 64, "resize": 72}}}
+        ev = evaluate_for_report(state, None, batch_size=32, device="cpu", views=("center",),
+                                 progress=False)
+    assert ev.images == 24 and len(set(ev.sample[3])) == 3
 
 
 def test_config_yaml_is_utf8(tmp_path):

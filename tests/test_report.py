@@ -9,23 +9,28 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from alexnet.cli import main
-from alexnet.errors import DataError
 from alexnet.evaluation.report import build_report, reference_rows
-from test_eval_fakes import make_builder, write_checkpoint
+from conftest import EVAL_SIZE, UNREACHABLE, write_checkpoint
+
+
+@pytest.fixture(scope="module")
+def six(eval_data):
+    """A registered source of 6 images (3 classes) the tests evaluate the run on."""
+    return eval_data(n=6)["source"]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
+    """A run folder whose own data (memory:eval-checkpoint-data) is not registered."""
     d = tmp_path_factory.mktemp("run")
     write_checkpoint(d / "best.pt", epoch=4)
     (d / "config.yaml").write_text(yaml.safe_dump({"recipe": "test", "model": {"name": "paper"},
-                                                   "data": {"source": "fake-data"}}))
+                                                   "data": {"source": f"memory:{UNREACHABLE}"}}))
     recs = []
     for e in range(4):
         lr = 0.01 if e < 2 else 0.001
@@ -40,9 +45,8 @@ def _embedded_pngs(text):
     return re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
 
 
-def test_report_with_data_has_every_figure_and_the_error_table(run_dir, tmp_path):
-    r = build_report(run_dir, tmp_path / "rep", data="fake", build_data=make_builder(n=6),
-                     progress=False, device="cpu")
+def test_report_with_data_has_every_figure_and_the_error_table(run_dir, six, tmp_path):
+    r = build_report(run_dir, tmp_path / "rep", data=six, progress=False, device="cpu")
     assert r["evaluated"]
     html = (tmp_path / "rep" / "report.html").read_text()
     figs = r["figures"]
@@ -54,9 +58,9 @@ def test_report_with_data_has_every_figure_and_the_error_table(run_dir, tmp_path
         assert base64.b64encode(Path(path).read_bytes()).decode() in embedded
     for head in ("centre top-1", "centre top-5", "ten-view top-1", "ten-view top-5"):
         assert head in html
-    assert "this run: best.pt evaluated on fake" in html
+    assert f"this run: best.pt evaluated on {six}" in html
     assert "training log, last epoch (4)" in html and "30.00%" in html  # 0.6 - 0.3
-    assert "Evaluated best.pt on fake (6 images) with center and ten views" in html
+    assert f"Evaluated best.pt on {six} (6 images) with center and ten views" in html
     assert "recipe: test" in html  # the resolved config
     assert "epoch 3: lr 0.001" in html
     assert "http" not in html.replace("http-equiv", "")  # self-contained: nothing fetched
@@ -67,52 +71,43 @@ def test_report_with_data_has_every_figure_and_the_error_table(run_dir, tmp_path
     assert "| setting | centre top-1 |" in md
 
 
-def test_report_limit_evaluates_the_first_images(run_dir, tmp_path):
-    r = build_report(run_dir, tmp_path / "rep", data="fake", build_data=make_builder(n=6),
-                     progress=False, device="cpu", limit=4)
+def test_report_limit_evaluates_the_first_images(run_dir, six, tmp_path):
+    r = build_report(run_dir, tmp_path / "rep", data=six, progress=False, device="cpu", limit=4)
     html = (tmp_path / "rep" / "report.html").read_text()
-    assert "its first 4 images" in r["status"] and "first 4 images of fake" in html
+    assert "its first 4 images" in r["status"] and f"first 4 images of {six}" in html
 
 
-def test_report_of_a_quick_run_limits_itself(tmp_path, monkeypatch):
+def test_report_of_a_quick_run_limits_itself(tmp_path, six, monkeypatch):
     import alexnet.evaluation.report as report
 
     monkeypatch.setattr(report, "QUICK_LIMIT", 3)
     write_checkpoint(tmp_path / "run" / "best.pt", quick=True)
-    r = build_report(tmp_path / "run", None, data="fake", build_data=make_builder(n=6),
-                     progress=False, device="cpu")
+    r = build_report(tmp_path / "run", None, data=six, progress=False, device="cpu")
     assert "its first 3 images" in r["status"] and "--limit all" in r["status"]
-    full = build_report(tmp_path / "run", tmp_path / "all", data="fake", progress=False,
-                        build_data=make_builder(n=6), device="cpu", limit=None)
+    full = build_report(tmp_path / "run", tmp_path / "all", data=six, progress=False,
+                        device="cpu", limit=None)
     assert "(6 images)" in full["status"]
 
 
-def test_report_leaves_out_ten_views_for_runs_without_crops(run_dir, tmp_path):
-    build = make_builder(n=6)
-
-    def uncropped(mapping, **kwargs):  # the data part's bundle of a run with data.crop unset
-        bundle = build(mapping, **kwargs)
-        fields = {**vars(bundle), "preprocess": {**bundle.preprocess, "crop": None}}
-        return SimpleNamespace(**fields, eval_loader=bundle.eval_loader)
-
-    r = build_report(run_dir, tmp_path / "rep", data="fake", build_data=uncropped,
-                     progress=False, device="cpu")
+def test_report_leaves_out_ten_views_for_runs_without_crops(tmp_path, eval_data):
+    # a run on whole images: no data.crop, the images fitted to the model's side
+    data = {**eval_data(n=6), "resize": EVAL_SIZE, "crop": None}
+    write_checkpoint(tmp_path / "run" / "best.pt", data)
+    r = build_report(tmp_path / "run", tmp_path / "rep", progress=False, device="cpu")
     assert "with center views. Ten-view testing left out" in r["status"]
     row = next(line for line in r["table"].splitlines() if "evaluated on" in line)
     assert row.rstrip(" |").endswith("– | –")  # no ten-view numbers
 
 
 def test_report_without_data_says_so(run_dir, tmp_path):
-    def no_data(mapping, **kwargs):
-        raise DataError(f"data source {mapping['source']!r} not found")
-
-    r = build_report(run_dir, tmp_path / "rep", build_data=no_data, progress=False)
-    assert not r["evaluated"] and "fake-data" in r["reason"]
+    r = build_report(run_dir, tmp_path / "rep", progress=False, device="cpu")
+    assert not r["evaluated"] and f"memory:{UNREACHABLE}" in r["reason"]
+    assert "no in-memory data source" in r["reason"]
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "Not evaluated on the data" in html and "--data SOURCE" in html
     assert len(_embedded_pngs(html)) == 2  # curves and kernels need no data
     assert "training log, best epoch (4)" in html
-    assert "reports no number for this setting" in html  # 3 fake classes
+    assert "reports no number for this setting" in html  # 3 generated classes
 
 
 def test_cli_report_no_eval(run_dir, tmp_path, capsys):
@@ -132,13 +127,13 @@ def test_paper_numbers_for_the_setting():
 
 
 @pytest.mark.slow
-def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+def test_report_renders_in_headless_chromium(run_dir, eval_data, tmp_path):
     chromium = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
                      if shutil.which(b)), None)
     if chromium is None:
         pytest.skip("no chromium binary (Debian: apt-get install chromium)")
-    r = build_report(run_dir, tmp_path / "rep", data="fake", build_data=make_builder(),
-                     progress=False, device="cpu")
+    r = build_report(run_dir, tmp_path / "rep", data=eval_data()["source"], progress=False,
+                     device="cpu")
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
              "--allow-file-access-from-files", "--virtual-time-budget=5000"]
     url = f"file://{r['html']}"

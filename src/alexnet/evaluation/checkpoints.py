@@ -6,16 +6,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from alexnet.data import DataConfig, build_loaders
+from alexnet.data import DataBundle, DataConfig, build_loaders
 from alexnet.data.sources import class_names as folder_class_names
 from alexnet.errors import CheckpointError
 
-DataBuilder = Callable[..., Any]  # (data mapping, *, batch_size, device, seed) -> DataBundle
 _WNID = re.compile(r"^n\d{8}$")
 
 
@@ -53,9 +51,10 @@ def data_mapping(state: dict[str, Any], source: str | None = None) -> dict[str, 
     return mapping
 
 
-def default_data_builder(mapping: dict[str, Any], *, batch_size: int, device: torch.device,
-                         seed: int = 0) -> Any:
-    """`alexnet.data.build_loaders(DataConfig.from_dict(mapping), ...)`."""
+def data_bundle(mapping: dict[str, Any], *, batch_size: int, device: torch.device | str,
+                seed: int = 0) -> DataBundle:
+    """The data part's loaders for a checkpoint's `data:` mapping (see `data_mapping`):
+    `alexnet.data.build_loaders(DataConfig.from_dict(mapping), ...)`, one process."""
     return build_loaders(DataConfig.from_dict(dict(mapping)), batch_size=batch_size,
                          device=device, seed=seed)
 

@@ -11,12 +11,7 @@ import torch
 from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.devices import resolve_device
 from alexnet.errors import CheckpointError
-from alexnet.evaluation.checkpoints import (
-    DataBuilder,
-    data_mapping,
-    default_data_builder,
-    display_names,
-)
+from alexnet.evaluation.checkpoints import data_bundle, data_mapping, display_names
 from alexnet.evaluation.evaluate import EvalResult, evaluate
 from alexnet.evaluation.metrics import confusion_matrix, per_class_accuracy, topk_error
 
@@ -25,19 +20,18 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
                          views: str = "center", batch_size: int = 128,
                          device: str | torch.device | None = "auto", amp: bool = False,
                          per_class: bool = False, confusion: bool = False,
-                         build_data: DataBuilder | None = None, progress: bool = True
-                         ) -> dict[str, Any]:
+                         progress: bool = True) -> dict[str, Any]:
     """Top-1/top-5 error of one checkpoint, or of the softmax average of several (§6), by
     `evaluate`.
 
     The data config is the first checkpoint's resolved `data:` with `source` = `data` (None
-    keeps the checkpoint's source). Checkpoints that need another data config (e.g. another
-    mean image) get their own pass over the data; the images and targets must agree.
+    keeps the checkpoint's source), loaded by `alexnet.data.build_loaders`. Checkpoints that
+    need another data config (e.g. another mean image) get their own pass over the data; the
+    images and targets must agree.
     """
     if not checkpoints:
         raise CheckpointError("give at least one checkpoint")
     dev = resolve_device(device)
-    build = build_data or default_data_builder
     states = [load_checkpoint(p) for p in checkpoints]
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(states):
@@ -48,7 +42,7 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
     notes: list[str] = []
     for members in groups.values():
         mapping = data_mapping(states[members[0]], data)
-        bundle = build(mapping, batch_size=batch_size, device=dev, seed=0)
+        bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0)
         models = [load_model(states[i], expect_num_classes=bundle.num_classes)[0].to(dev)
                   for i in members]
         r = evaluate(models, bundle, views, amp=amp, progress=progress,

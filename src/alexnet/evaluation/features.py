@@ -16,9 +16,8 @@ from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_p
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, ConfigError, DataError
 from alexnet.evaluation.checkpoints import (
-    DataBuilder,
+    data_bundle,
     data_mapping,
-    default_data_builder,
     display_names,
     weights_fingerprint,
 )
@@ -83,8 +82,7 @@ def feature_batches(bundle: Any, split: str) -> Iterable[Any]:
 
 def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
                   split: str = "train", batch_size: int = 128,
-                  device: str | torch.device | None = "auto",
-                  build_data: DataBuilder | None = None, progress: bool = True
+                  device: str | torch.device | None = "auto", progress: bool = True
                   ) -> dict[str, Any]:
     """Features (N, 4096, float16) of a split of `data` (default: the checkpoint's source)."""
     source = resolve_checkpoint_path(checkpoint)
@@ -94,8 +92,7 @@ def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
     dev = resolve_device(device)
     state = load_checkpoint(source)
     mapping = data_mapping(state, data)
-    bundle = (build_data or default_data_builder)(mapping, batch_size=batch_size, device=dev,
-                                                  seed=0)
+    bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0)
     model, _ = load_model(state, expect_num_classes=bundle.num_classes)
     feats, targets = extract_features(model, feature_batches(bundle, split), device=dev,
                                       progress=progress)

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from alexnet import data as data_part
 from alexnet.checkpoint import load_checkpoint, load_model
+from alexnet.data import load_image, preprocess_images
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import (
@@ -50,9 +50,7 @@ class Predictor:
 
 
 def checkpoint_predictor(checkpoint: str, *, views: str = "center",
-                         device: str | torch.device | None = "auto",
-                         preprocess_images: Callable[..., torch.Tensor] | None = None
-                         ) -> Predictor:
+                         device: str | torch.device | None = "auto") -> Predictor:
     """A predictor from an `alexnet train` checkpoint (its normalization and preprocessing)."""
     state = load_checkpoint(checkpoint)
     model, _ = load_model(state)
@@ -62,11 +60,10 @@ def checkpoint_predictor(checkpoint: str, *, views: str = "center",
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{checkpoint}: no data.normalization / data.preprocess section; "
                               "it was not written by `alexnet train`") from err
-    prep = preprocess_images or data_part.preprocess_images
     dev = resolve_device(device)
 
     def transform(images: list[torch.Tensor]) -> torch.Tensor:
-        return prep(images, normalization, preprocess, views)
+        return preprocess_images(images, normalization, preprocess, views)
 
     note = UNCROPPED_TEN_VIEWS if views == "ten" and ten_views_unfair(preprocess) else ""
     return Predictor(model.to(dev), display_names(state, model.num_classes), transform, dev,
@@ -105,11 +102,9 @@ def torchvision_predictor(*, device: str | torch.device | None = "auto",
 
 
 def predict_files(predictor: Predictor, paths: Sequence[str], *, topk: int = 5,
-                  batch_size: int = 32,
-                  load_image: Callable[[str], torch.Tensor] | None = None) -> list[dict[str, Any]]:
+                  batch_size: int = 32) -> list[dict[str, Any]]:
     """One result per file, in order: `{"file", "predictions": [{"rank", "class", "name",
     "prob"}]}`, or `{"file", "error"}` for a file that cannot be read (the others still run)."""
-    load = load_image or data_part.load_image
     k = topk  # top_classes clips it to the number of classes
     results: list[dict[str, Any]] = [{"file": str(p)} for p in paths]
     pending: list[tuple[int, torch.Tensor]] = []
@@ -132,7 +127,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], *, topk: int = 5,
 
     for i, path in enumerate(paths):
         try:
-            pending.append((i, load(str(path))))
+            pending.append((i, load_image(str(path))))
         except AlexNetError as err:
             results[i]["error"] = str(err)
         except OSError as err:

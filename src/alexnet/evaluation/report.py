@@ -23,9 +23,8 @@ from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import (
     UNCROPPED_TEN_VIEWS,
-    DataBuilder,
+    data_bundle,
     data_mapping,
-    default_data_builder,
     display_names,
     ten_views_unfair,
 )
@@ -87,7 +86,7 @@ class Evaluation:
 
 
 def evaluate_for_report(state: dict[str, Any], data: str | None, *, batch_size: int,
-                        device: str | torch.device | None, build_data: DataBuilder | None,
+                        device: str | torch.device | None,
                         views: Sequence[str] = ("center", "ten"), progress: bool = True,
                         samples: int = 8, limit: int | None | str = None) -> Evaluation:
     """Centre and ten-view errors of the checkpoint's model on `data` (None: its own source)
@@ -96,8 +95,7 @@ def evaluate_for_report(state: dict[str, Any], data: str | None, *, batch_size: 
     mapping = data_mapping(state, data)
     dev = resolve_device(device)
     try:
-        bundle = (build_data or default_data_builder)(mapping, batch_size=batch_size,
-                                                      device=dev, seed=0)
+        bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0)
     except (AlexNetError, OSError) as err:
         return Evaluation(False, f"the data {mapping.get('source')!r} could not be loaded "
                                  f"({err})", str(mapping.get("source")))
@@ -153,8 +151,7 @@ def sample_across_classes(labels: torch.Tensor, n: int, seed: int = 0) -> torch.
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
                  data: str | None = None, evaluate: bool = True, batch_size: int = 128,
-                 device: str | torch.device | None = "auto",
-                 build_data: DataBuilder | None = None, progress: bool = True,
+                 device: str | torch.device | None = "auto", progress: bool = True,
                  limit: int | None | str = "auto") -> dict[str, Any]:
     """Write report.html (self-contained) and report.md (+ PNGs) for a run folder.
 
@@ -185,7 +182,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
         model.conv1.weight, out / "conv1_kernels.png", towers=model.towers)
     source = data or data_mapping(state).get("source", "?")
     ev = (evaluate_for_report(state, data, batch_size=batch_size, device=device,
-                              build_data=build_data, progress=progress, limit=limit)
+                              progress=progress, limit=limit)
           if evaluate
           else Evaluation(False, "evaluation was switched off (--no-eval)", str(source)))
     if ev.ran and ev.confusion is not None:

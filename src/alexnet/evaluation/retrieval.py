@@ -4,18 +4,17 @@ vectors (8 GB in float16) need not fit in memory (the features file is memory-ma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from alexnet import data as data_part
-from alexnet.data.images import display_image
+from alexnet.data.images import display_image, load_image
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, DataError
-from alexnet.evaluation.checkpoints import DataBuilder, default_data_builder, weights_fingerprint
+from alexnet.evaluation.checkpoints import data_bundle, weights_fingerprint
 from alexnet.evaluation.features import feature_batches, load_features
 from alexnet.evaluation.predict import checkpoint_predictor
 from alexnet.figures.neighbors import neighbors_figure
@@ -92,24 +91,20 @@ def gather_images(batches: Iterable[Any], indices: torch.Tensor,
 def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int = 6,
                    checkpoint: str | None = None, figure: str | Path | None = None,
                    chunk_size: int = 65536, device: str | torch.device | None = "auto",
-                   build_data: DataBuilder | None = None,
-                   load_image: Callable[[str], torch.Tensor] | None = None,
-                   preprocess_images: Callable[..., torch.Tensor] | None = None,
                    progress: bool = True) -> dict[str, Any]:
     """For each query image, the `k` stored images nearest by feature distance; with `figure`,
     draw them (re-reading the stored split once to fetch the neighbours' pixels)."""
     store = load_features(features_file)
     meta = store["meta"]
     ckpt = checkpoint or meta["checkpoint"]
-    predictor = checkpoint_predictor(ckpt, device=device, preprocess_images=preprocess_images)
+    predictor = checkpoint_predictor(ckpt, device=device)
     if meta.get("weights") not in (None, weights_fingerprint(predictor.model)):
         raise DataError(f"{features_file} was made with {meta['checkpoint']} (model "
                         f"{meta.get('model', {}).get('name', '?')}), but the queries would go "
                         f"through {ckpt}, whose weights differ: distances between the two "
                         "mean nothing. Drop --checkpoint, or make the features again with "
                         f"`alexnet features {ckpt} --out FILE`")
-    load = load_image or data_part.load_image
-    images = [load(str(q)) for q in queries]  # DataError names a bad file
+    images = [load_image(str(q)) for q in queries]  # DataError names a bad file
     with torch.no_grad():
         x = predictor.transform(images).to(predictor.device)
         q = predictor.model.embed(x).float().cpu()  # (Q, 4096)
@@ -126,7 +121,7 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
             for f, ir, dr, lr in zip(queries, idx.tolist(), dist.tolist(), labels, strict=True)]}
     if figure is not None:
         dev = resolve_device(device)
-        bundle = (build_data or default_data_builder)(
+        bundle = data_bundle(
             meta["data"], batch_size=int(meta.get("batch_size", 128)), device=dev,
             seed=int(meta.get("seed", 0)))
         pics = gather_images(feature_batches(bundle, meta["split"]), idx,
