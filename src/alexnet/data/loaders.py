@@ -21,7 +21,8 @@ from alexnet.data.augment import LUMA, batch_generator, fit_square
 from alexnet.data.config import DataConfig
 from alexnet.data.images import decode_jpegs, load_image
 from alexnet.data.pipeline import Pipeline
-from alexnet.data.sources import FileSplit, MemorySplit, Source, open_source
+from alexnet.data.sources import open_source
+from alexnet.data.splits import FileSplit, MemorySplit, Source
 from alexnet.data.stats import memory_stats, resize_mean, tree_stats
 from alexnet.errors import ConfigError, DataError
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 import torch
 
-from alexnet.data.sources import MemorySplit, Source
+from alexnet.data.splits import MemorySplit, Source
 from alexnet.errors import DataError
 
 PREFIX = "memory:"

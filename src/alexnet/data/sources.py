@@ -7,15 +7,15 @@ from __future__ import annotations
 import functools
 import gzip
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from alexnet.data.cifar import read_batch
+from alexnet.data.memory import is_memory, open_memory
 from alexnet.data.packed import PackedSplit, is_packed, load_stats, read_meta
+from alexnet.data.splits import FileSplit, MemorySplit, Source
 from alexnet.errors import DataError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
@@ -27,40 +27,6 @@ FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
 VAL_LABEL_FILES = ("LOC_val_solution.csv", "val.txt", "val_labels.txt", "val_ground_truth.txt")
-
-
-@dataclass
-class MemorySplit:
-    """A small dataset held as one tensor: images uint8 (N, C, H, W), labels int64 (N,)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-@dataclass
-class FileSplit:
-    """Image files and their labels, read with `load_image`."""
-
-    paths: list[str]
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-@dataclass
-class Source:
-    """A dataset's two splits, its class names and what kind of source it is."""
-
-    kind: str  # memory | files | packed
-    train: Any
-    val: Any
-    classes: list[str]
-    stats: dict[str, torch.Tensor] = field(default_factory=dict)  # packed: mean, eigval, eigvec
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- Fashion-MNIST, CIFAR-10
@@ -302,9 +268,7 @@ def image_tree(path: str | Path, val_fraction: float = 0.1) -> Source:
 
 def open_source(source: str, root: str | Path, val_fraction: float = 0.1) -> Source:
     """fashion-mnist | cifar10 | memory:<name> | a prepared folder | an image tree."""
-    if source.startswith("memory:"):  # tensors registered by alexnet.data.memory
-        from alexnet.data.memory import open_memory
-
+    if is_memory(source):  # tensors registered by alexnet.data.memory
         return open_memory(source)
     if source == "fashion-mnist":
         return fashion_mnist(root)
