@@ -173,13 +173,6 @@ def test_cli_bench_data_calls_bench_loader(monkeypatch: pytest.MonkeyPatch,
     assert "1234" in out and "batches" in out
 
 
-def test_cli_bench_data_without_the_loader_says_so(monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setitem(sys.modules, "alexnet.data.bench", None)  # import raises ImportError
-    assert main(["bench", "data", "fashion-mnist", "--device", "cpu"]) == 2
-    assert "bench_loader" in capsys.readouterr().err
-
-
 @pytest.mark.gpu
 @pytest.mark.slow
 def test_cuda_train_bench_uses_every_optimisation() -> None:
