@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import alexnet.train.loop
+import alexnet.train.setup
 from alexnet.cli import main
 from alexnet.data import DataConfig
 from alexnet.errors import ConfigError
@@ -218,7 +218,7 @@ def no_data(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("data was built")
 
-    monkeypatch.setattr(alexnet.train.loop, "default_data_builder", refuse)
+    monkeypatch.setattr(alexnet.train.setup, "build_loaders", refuse)
 
 
 @pytest.mark.parametrize("overrides, named", [

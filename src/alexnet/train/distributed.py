@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as tdist
-from torch.distributed.run import main as torchrun
+from torch.distributed import run as torchrun
 
 from alexnet.errors import ConfigError
 
@@ -95,6 +95,6 @@ def launch(nproc: int, train_argv: list[str]) -> int:
     if torch.cuda.is_available() and nproc > torch.cuda.device_count():
         raise ConfigError(f"--gpus {nproc} asked for, but only {torch.cuda.device_count()} "
                           "CUDA devices are visible")
-    torchrun(["--standalone", f"--nproc_per_node={nproc}", "-m", "alexnet", "train",
+    torchrun.main(["--standalone", f"--nproc_per_node={nproc}", "-m", "alexnet", "train",
               *train_argv])
     return 0
