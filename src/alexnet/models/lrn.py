@@ -37,6 +37,11 @@ def lrn_reference(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: flo
     if x.shape[1] % groups:
         raise ValueError(f"{x.shape[1]} channels do not split into {groups} groups")
     coef = alpha / size if alpha_over_n else alpha
+    if not (x.requires_grad and torch.is_grad_enabled()) or torch.jit.is_tracing() \
+            or torch.onnx.is_in_onnx_export():
+        # inference and ONNX/TorchScript export: the same formula as plain ops (no custom op
+        # to export, and no s, s^β kept for a backward)
+        return _lrn_forward(x, int(size), float(coef), float(beta), float(k), int(groups))[0]
     return _lrn_op(x, int(size), float(coef), float(beta), float(k), int(groups))[0]
 
 
