@@ -106,6 +106,7 @@ def run_epochs(run: Run) -> dict[str, Any]:
     metrics = MetricsLog(run.run_dir, dist.is_main)
     doctor = RunDoctor(run.data.num_classes, float(cfg["optim"]["lr"]))
     stop = StopRequest()
+    start = time.perf_counter()
     summary: dict[str, Any] = {"run_dir": str(run.run_dir), "interrupted": False,
                                "epochs_done": run.start_epoch,
                                "best_top1_err": run.best_top1_err, "val": None}
@@ -153,11 +154,13 @@ def run_epochs(run: Run) -> dict[str, Any]:
                     f"done after {epoch + 1} epochs (§5)")
                 break
     metrics.close()
+    summary["seconds"] = time.perf_counter() - start
     if not summary["interrupted"] and summary["val"] is not None:
         val = summary["val"]
+        minutes, seconds = divmod(round(summary["seconds"]), 60)
         say(f"finished: validation/test accuracy {1 - val['top1_err']:.2%} (top-5 "
-            f"{1 - val['top5_err']:.2%}) after {summary['epochs_done']} epochs; "
-            f"checkpoints in {run.run_dir}")
+            f"{1 - val['top5_err']:.2%}) after {summary['epochs_done']} epochs in {minutes} min "
+            f"{seconds} s of training and testing; checkpoints in {run.run_dir}")
         if cfg.get("quick"):
             say(f"this was the QUICK mode; the full run: {full_command(cfg)}")
     return summary
