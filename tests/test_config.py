@@ -236,3 +236,13 @@ def test_cli_refuses_before_any_data_is_built(tmp_path, no_data, capsys, overrid
     assert all(line.startswith("error: ") for line in err) and any(named in e for e in err), err
     assert len(err) == 1 or overrides[0] == "model.name=owt"  # and the recipe's paper options
     assert not out.exists() and not (tmp_path / "nowhere").exists()
+
+
+def test_init_bias_under_xavier_init_is_refused_not_ignored():
+    """Xavier init sets all biases to 0 (models/paper.py), so an init_bias there would be a
+    silent no-op."""
+    with pytest.raises(ConfigError, match="init=xavier sets every bias to 0"):
+        validate_config(resolve_config(load_recipe("fashion-mnist"), {"model.init_bias": 0.1},
+                                       cuda=False))
+    validate_config(resolve_config(load_recipe("paper"), {"model.init_bias": 0.5,
+                                                          "data.source": "cifar10"}, cuda=False))

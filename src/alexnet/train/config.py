@@ -330,6 +330,10 @@ def check_model_options(name: Any, options: dict[str, Any], *, num_classes: int 
     params = _builder_options(name)
     errors += [p for key, value in options.items() if key in params
                and (p := _option_problem(prefix, key, value, params[key].default))]
+    if options.get("init") == "xavier" and "init_bias" in options:  # it would be ignored
+        errors.append(f"{prefix}init_bias={options['init_bias']!r}: init=xavier sets every bias "
+                      "to 0; init_bias is the value of §5's biases of 1 under init=paper or "
+                      "original. Drop init_bias or set init=paper")
     if errors:
         return errors
     # The init does not change shapes; xavier's uniform_ builds on the meta device at once,
