@@ -65,17 +65,7 @@ def register_separable(name: str = "separable", *, n: int = 32, val: int = 16, c
 def separable_data(request):
     """`register_separable(**options)` for this test, keyed by the test's name; unregistered
     at its end."""
-    from alexnet.data.memory import unregister
-
-    names = []
-
-    def make(**options) -> dict:
-        names.append(f"{request.node.name}-{len(names)}")
-        return register_separable(names[-1], **options)
-
-    yield make
-    for name in names:
-        unregister(name)
+    yield from _registering(register_separable, request.node.name)
 
 
 def on_train_batch(monkeypatch, hook):
@@ -140,13 +130,19 @@ def register_eval_data(name: str, *, n: int = 12, classes: int = 3, seed: int = 
 def eval_data(request):
     """`register_eval_data(**options)` for this test module (a new name each call);
     unregistered at its end."""
+    yield from _registering(register_eval_data, request.module.__name__)
+
+
+def _registering(register, prefix: str):
+    """A fixture's body: yields `make(**options)`, which calls `register(name, **options)` with
+    a new name `<prefix>-<k>` each time; every name is unregistered afterwards."""
     from alexnet.data.memory import unregister
 
-    names = []
+    names: list[str] = []
 
     def make(**options) -> dict:
-        names.append(f"{request.module.__name__}-{len(names)}")
-        return register_eval_data(names[-1], **options)
+        names.append(f"{prefix}-{len(names)}")
+        return register(names[-1], **options)
 
     yield make
     for name in names:
