@@ -64,3 +64,22 @@ def test_final_validation_error_equals_eval_and_report_of_last_pt(tmp_path, sepa
     rows = {line.split(" | ")[0]: line.split(" | ")[1:3] for line in r["table"].splitlines()}
     evaluated = next(v for k, v in rows.items() if "last.pt evaluated on" in k)
     assert evaluated == rows["| this run: training log, last epoch (2)"]
+
+
+def test_eval_amp_reproduces_a_bf16_validation(tmp_path, separable_data, capsys):
+    """With amp=true, training validates under bf16 autocast where the device runs bf16
+    natively (train/accel.py); `alexnet eval --amp` applies the same rule, so it gives the
+    logged numbers on any CPU (fp32 on both sides where bf16 is not native)."""
+    data = separable_data(n=32, val=16, size=64, classes=8)
+    cfg = resolve_config({"recipe": "test", "model": {"name": "paper", "image_size": 64},
+                          "epochs": 1, "batch_size": 16, "log_every": 1, "quick": False,
+                          "optim": {"lr": 0.001}, "device": "cpu", "amp": True,
+                          "compile": False, "data": data})
+    run_dir = tmp_path / "run"
+    train(cfg, run_dir)
+    capsys.readouterr()
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+              if '"val"' in line][-1]
+    assert main(["eval", str(run_dir / "last.pt"), "--views", "center", "--amp", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["top1_err"], out["top5_err"]) == (logged["top1_err"], logged["top5_err"])

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="data source (default: the checkpoint's own)")
     p.add_argument("--views", choices=("center", "ten"), default="center")
     p.add_argument("--batch-size", type=_positive, default=128)
+    p.add_argument("--amp", action="store_true",
+                   help="bf16 autocast, as training's validation with amp=true (on CUDA or a "
+                        "CPU with native bf16); default fp32")
     p.add_argument("--per-class", action="store_true", help="per-class top-1 accuracy")
     p.add_argument("--confusion", action="store_true", help="the confusion matrix")
     p.add_argument("--confusion-png", metavar="FILE", help="draw the confusion matrix to FILE")
@@ -106,7 +109,7 @@ def _eval(args: argparse.Namespace) -> int:
     want_cm = args.confusion or bool(args.confusion_png)
     result = evaluate_checkpoints(args.checkpoints, args.data, views=args.views,
                                   batch_size=args.batch_size, device=args.device,
-                                  per_class=args.per_class, confusion=want_cm)
+                                  amp=args.amp, per_class=args.per_class, confusion=want_cm)
     if args.confusion_png:
         from alexnet.figures.confusion import confusion_figure
 
