@@ -152,6 +152,21 @@ def prepare(src: str | Path, dest: str | Path, *, size: int = 256, quality: int 
         return _write(source, src, dest, size, quality, workers, val_fraction, progress)
 
 
+def _terminate(pool: Any, workers: list[Any]) -> None:
+    """Stop `pool` at once: no worker outlives an interrupted prepare. `Pool.terminate` can
+    fail with "Cannot have cache with result_hander not alive" when its own threads finish
+    first (a race in CPython's multiprocessing/pool.py); then the workers are stopped here."""
+    try:
+        pool.terminate()
+        pool.join()
+    except AssertionError:
+        pass
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+
+
 def _write(source: Any, src: Path, dest: Path, size: int, quality: int, workers: int | None,
            val_fraction: float, progress: bool) -> dict[str, Any]:
     """The body of `prepare`: every file written to a temporary name and renamed when all are
@@ -163,8 +178,10 @@ def _write(source: Any, src: Path, dest: Path, size: int, quality: int, workers:
     stats = StatsAccumulator()
     import torchvision.io  # noqa: F401  (imported once here: forked workers inherit it)
 
+    others = set(multiprocessing.active_children())
     pool = (multiprocessing.Pool(workers, initializer=_init_worker, initargs=(os.getpid(),))
             if workers > 1 else None)
+    pool_workers = [p for p in multiprocessing.active_children() if p not in others]
     try:
         with ExitStack() as outputs:  # each output renamed when the stack closes, in reverse
             meta_tmp = outputs.enter_context(atomic_path(dest / "meta.json"))  # renamed last
@@ -211,8 +228,7 @@ def _write(source: Any, src: Path, dest: Path, size: int, quality: int, workers:
             meta_tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
     except BaseException:
         if pool is not None:
-            pool.terminate()  # at once: no worker outlives an interrupted prepare
-            pool.join()
+            _terminate(pool, pool_workers)
             pool = None
         raise
     finally:
