@@ -26,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="--out holds a run: move it aside (OUT.replaced-<time>) and start over")
     p.add_argument("--full", action="store_true", help="the full run, not the CPU quick mode")
+    p.add_argument("--init-from", metavar="CKPT",
+                   help="fine-tune: start from these weights (a checkpoint, a run folder, "
+                        "`torchvision`, or a torchvision .pth); the model follows them, fc8 is "
+                        "replaced for the data's classes (init_from=…; see finetune.*)")
     p.add_argument("--gpus", type=int, help="re-launch over N GPUs of this node via torchrun")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
     p.set_defaults(func=_train)
@@ -40,7 +44,8 @@ def _train(args: argparse.Namespace) -> int:
         from alexnet.train.distributed import launch
         from alexnet.train.run_folder import default_run_dir
 
-        argv = [f"--{k}={v}" for k in ("recipe", "data", "resume") if (v := getattr(args, k))]
+        argv = [f"--{k.replace('_', '-')}={v}" for k in ("recipe", "data", "resume", "init_from")
+                if (v := getattr(args, k))]
         argv += ["--force"] if args.force else []
         if not args.resume:
             argv.append(f"--out={args.out or default_run_dir(args.recipe or DEFAULT_RECIPE)}")
@@ -49,7 +54,7 @@ def _train(args: argparse.Namespace) -> int:
 
     summary = run_training(recipe=args.recipe, data=args.data, out=args.out,
                            resume=args.resume, full=args.full, force=args.force,
-                           overrides=args.overrides)
+                           overrides=args.overrides, init_from=args.init_from)
     return 130 if summary["interrupted"] else 0
 
 

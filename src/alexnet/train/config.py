@@ -42,6 +42,11 @@ from alexnet.schema import (
 )
 from alexnet.train.schedule import build_schedule
 
+# finetune.freeze: the layers each value keeps fixed (names as in models/paper.py).
+FREEZE = {"none": (), "conv1-3": ("conv1", "conv2", "conv3"),
+          "features": ("conv1", "conv2", "conv3", "conv4", "conv5"),
+          "fc7": ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")}
+
 __all__ = ["KEYS", "MODEL_OPTIONS", "check_model_options", "defaults", "derive_sizes",
            "dump_config", "key_table", "parse_overrides", "parse_value", "resolve_config",
            "set_dotted", "validate_config"]
@@ -61,6 +66,18 @@ KEYS: dict[str, Key] = {
                       "§3.5, Fig. 2: the two-tower network"),
     "model.image_size": IMAGE_SIDE,
     **{f"data.{name}": key for name, key in DATA_KEYS.items()},
+    "init_from": Key(None, Rule("null, a checkpoint or run folder, torchvision, or a "
+                                "torchvision .pth file", lambda v: isinstance(v, str) and
+                                bool(v)).or_null(),
+                     "fine-tuning: start from these weights (the model follows them); "
+                     "null = a new net (§5's init)"),
+    "finetune.freeze": Key("none", one_of(*FREEZE),
+                           "with init_from: layers kept as loaded; conv1-3 = conv1..conv3, "
+                           "features = every conv layer, fc7 = all but the new head (a linear "
+                           "probe on fc7's features)"),
+    "finetune.lr_mult": Key(1.0, number("a number >= 0", lambda v: v >= 0),
+                            "with init_from: rate multiplier of the loaded layers (the new head "
+                            "keeps 1); Caffe's fine-tuning example gives them 1/10 of fc8's"),
     "epochs": Key(90, whole(1, 100_000), "§5: roughly 90 cycles through the training set"),
     "batch_size": Key(128, whole(1, 1 << 20),
                       "§5; global: split evenly over the processes of a distributed run"),
@@ -104,6 +121,8 @@ KEYS: dict[str, Key] = {
         isinstance(v, list) and len(v) == 2 and all(isinstance(d, str) for d in v))),
         "e.g. [cuda:0, cuda:1]; null = the first two CUDA devices"),
     "distributed": Key({}, MAPPING, "written at start: world_size, per-rank batch, lr rule"),
+    "started_from": Key({}, MAPPING, "written at start with init_from: the weights, the "
+                                     "layers replaced, adapted and frozen"),
 }
 SECTIONS = tuple(dict.fromkeys(k.split(".")[0] for k in KEYS if "." in k))
 
@@ -238,12 +257,15 @@ def derive_sizes(cfg: dict[str, Any]) -> None:
 
 
 def resolve_config(recipe: dict[str, Any], overrides: dict[str, Any] | None = None,
-                   *, cuda: bool | None = None) -> dict[str, Any]:
+                   *, cuda: bool | None = None, model: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
     """defaults() <- recipe <- (quick_overrides if quick) <- overrides; returns a new dict
     with the sizes derived (`derive_sizes`). Unknown keys, the model's included, raise
     `ConfigError`; the values are checked by `validate_config`.
 
     `quick: auto` becomes true when CUDA is absent (`cuda` overrides the detection in tests).
+    `model` (the model of init_from's weights) replaces the recipe's model section, quick's
+    model keys included; the overrides' `model.*` keys still apply on top.
     """
     overrides = overrides or {}
 
@@ -257,6 +279,8 @@ def resolve_config(recipe: dict[str, Any], overrides: dict[str, Any] | None = No
         if with_quick:
             for key, value in quick_overrides.items():
                 set_dotted(cfg, key, copy.deepcopy(value))
+        if model is not None:
+            cfg["model"] = copy.deepcopy(model)
         for key, value in overrides.items():
             set_dotted(cfg, key, copy.deepcopy(value))
         return cfg
@@ -412,6 +436,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
             errors.append(f"schedule: {err}")
         except (TypeError, ValueError, KeyError) as err:
             errors.append(f"schedule: {cfg['schedule']!r} is malformed ({err})")
+    errors += _finetune_problems(cfg)
     data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
     data_config = None
     try:
@@ -429,6 +454,22 @@ def validate_config(cfg: dict[str, Any]) -> None:
         errors += [problem] if problem else []
     if errors:
         raise ConfigError("\n".join(errors))
+
+
+def _finetune_problems(cfg: dict[str, Any]) -> list[str]:
+    """finetune.* settings that would do nothing or could not be honoured."""
+    tune = cfg.get("finetune") if isinstance(cfg.get("finetune"), dict) else {}
+    freeze, mult = tune.get("freeze", "none"), tune.get("lr_mult", 1.0)
+    set_ = [f"finetune.{k}={v!r}" for k, v in (("freeze", freeze), ("lr_mult", mult))
+            if v != KEYS[f"finetune.{k}"].default]
+    if set_ and not cfg.get("init_from"):
+        return [f"{', '.join(set_)} without init_from: there are no loaded layers to freeze or "
+                "slow down; pass --init-from CKPT (or torchvision)"]
+    optim = cfg.get("optim") if isinstance(cfg.get("optim"), dict) else {}
+    if mult != 1.0 and optim.get("name") == "sgd":
+        return [f"finetune.lr_mult={mult!r} with optim.name=sgd: torch.optim.SGD here uses one "
+                "rate for every layer; use optim.name=paper (per-layer multipliers)"]
+    return []
 
 
 _MISSING = object()

@@ -55,10 +55,12 @@ def diverged(what: str, where: str) -> TrainingDiverged:
 
 
 def train(cfg: dict[str, Any] | None, run_dir: str | Path, *, resume: bool = False,
-          state: dict[str, Any] | None = None, force: bool = False) -> dict[str, Any]:
+          state: dict[str, Any] | None = None, force: bool = False,
+          init: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train as `cfg` (a resolved config) says, writing config.yaml, metrics.jsonl, last.pt and
     best.pt to `run_dir`. With `resume`, continue from `run_dir/last.pt` exactly (`state`: that
     checkpoint when the caller has already loaded it), with `cfg` (None = its own config).
+    A new run with `init_from` starts from `init` (that checkpoint, loaded; None = load it).
 
     Returns a summary: epochs done, final and best validation errors, whether it was
     interrupted, the run folder. Every value is checked first (`validate_config`); the folder
@@ -70,6 +72,8 @@ def train(cfg: dict[str, Any] | None, run_dir: str | Path, *, resume: bool = Fal
         state = load_checkpoint(run_dir / "last.pt")
     if cfg is not None:
         validate_config(cfg)
+        if cfg.get("init_from") and not resume and init is None:
+            init = load_checkpoint(cfg["init_from"])
     elif state is None:
         raise ConfigError("train() needs a config unless it resumes a run")
     else:
@@ -87,7 +91,7 @@ def train(cfg: dict[str, Any] | None, run_dir: str | Path, *, resume: bool = Fal
                 refused = err
         if any_process(refused is not None, dist):  # every rank stops, not only rank 0
             raise refused or ConfigError(f"rank 0 could not claim the run folder {run_dir}")
-        run = setup_run(cfg, run_dir, dist, state if resume else None)
+        run = setup_run(cfg, run_dir, dist, state if resume else None, init)
         summary = run_epochs(run)
         failed = False
         return summary

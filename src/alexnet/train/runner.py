@@ -15,6 +15,7 @@ from alexnet.train.config import (
     set_dotted,
     validate_config,
 )
+from alexnet.train.finetune import init_model_config
 from alexnet.train.loop import train
 from alexnet.train.run_folder import default_run_dir
 
@@ -30,21 +31,32 @@ RESUMABLE = {"epochs": "train for more (or fewer) epochs",
 
 def run_training(*, recipe: str | None = None, data: str | None = None, out: str | None = None,
                  resume: str | None = None, full: bool = False, force: bool = False,
-                 overrides: list[str] | None = None) -> dict[str, Any]:
-    """`alexnet train`: resolve recipe + overrides (or take a run's own config to resume)."""
+                 overrides: list[str] | None = None, init_from: str | None = None
+                 ) -> dict[str, Any]:
+    """`alexnet train`: resolve recipe + overrides (or take a run's own config to resume).
+    `init_from` (a checkpoint, a run folder or `torchvision`) starts from trained weights."""
     pairs = parse_overrides(overrides or [])
     if resume is not None:
+        if init_from is not None:
+            raise ConfigError("--resume continues a run from its own last.pt; drop --init-from")
         return _resume(resume, pairs, recipe=recipe, data=data, out=out, full=full, force=force)
     if data is not None:
         pairs["data.source"] = data
     if full:
         pairs["quick"] = False
-    cfg = resolve_config(load_recipe(recipe or DEFAULT_RECIPE), pairs)
+    if init_from is not None:
+        pairs["init_from"] = init_from
+    recipe_map = load_recipe(recipe or DEFAULT_RECIPE)
+    cfg = resolve_config(recipe_map, pairs)
     if not cfg["data"].get("source"):
         raise ConfigError(f"recipe {cfg['recipe']!r} needs a dataset: pass --data PATH (an "
                           "ILSVRC-2012 tree, an image folder or a folder made by "
                           "`alexnet prepare`)")
-    return train(cfg, out or default_run_dir(cfg["recipe"]), force=force)
+    init = None
+    if cfg.get("init_from"):  # the model is the loaded one; model.* overrides still apply
+        init = load_checkpoint(cfg["init_from"])
+        cfg = resolve_config(recipe_map, pairs, model=init_model_config(init))
+    return train(cfg, out or default_run_dir(cfg["recipe"]), force=force, init=init)
 
 
 def _resume(run_dir: str, pairs: dict[str, Any], *, recipe: str | None, data: str | None,

@@ -21,6 +21,7 @@ from alexnet.models import create_model
 from alexnet.train.accel import StepSettings, step_settings
 from alexnet.train.config import dump_config, set_dotted
 from alexnet.train.distributed import Dist, per_rank_batch
+from alexnet.train.finetune import freeze, scale_rates, started_from, transfer
 from alexnet.train.optim import build_optimizer
 from alexnet.train.schedule import build_schedule
 from alexnet.train.step import StepFn, make_train_step
@@ -49,11 +50,12 @@ class Run:
     best_top1_err: float = math.inf
 
 
-def setup_run(cfg: dict[str, Any], run_dir: Path, dist: Dist, state: dict[str, Any] | None
-              ) -> Run:
+def setup_run(cfg: dict[str, Any], run_dir: Path, dist: Dist, state: dict[str, Any] | None,
+              init: dict[str, Any] | None = None) -> Run:
     """Build the run `cfg` describes; with `state` (the run's last.pt, already loaded), continue
-    it exactly. A new run's config.yaml is written only once data and model exist, so a start
-    that fails leaves no half-made run."""
+    it exactly. A new run with `init_from` starts from `init` (that checkpoint, loaded). A new
+    run's config.yaml is written only once data and model exist, so a start that fails leaves
+    no half-made run."""
     cfg = copy.deepcopy(cfg)
     batch = per_rank_batch(cfg["batch_size"], dist.world_size)
     set_dotted(cfg, "distributed", {
@@ -64,11 +66,30 @@ def setup_run(cfg: dict[str, Any], run_dir: Path, dist: Dist, state: dict[str, A
     configure_backends(cfg, dist.device)
     torch.manual_seed(cfg["seed"] + dist.rank)  # dropout; the data draws from its own seeds
 
-    data = build_loaders(DataConfig.from_dict(dict(cfg["data"])), batch_size=batch,
-                         device=dist.device, seed=cfg["seed"], rank=dist.rank,
-                         world_size=dist.world_size)
-    model = build_model(cfg, data, dist)
+    data_config = DataConfig.from_dict(dict(cfg["data"]))
+    fixed = finetune_normalization(cfg, data_config, state, init)
+    data = build_loaders(data_config, batch_size=batch, device=dist.device, seed=cfg["seed"],
+                         rank=dist.rank, world_size=dist.world_size, normalization=fixed)
+    model = create_model(cfg["model"]["name"], num_classes=data.num_classes,
+                         in_channels=data.in_channels,
+                         **{k: v for k, v in cfg["model"].items() if k != "name"})
+    if cfg.get("init_from"):
+        if state is None:
+            if init is None:
+                raise ConfigError("init_from is set but its checkpoint was not loaded")
+            report = transfer(model, init)
+            frozen = freeze(model, cfg["finetune"]["freeze"])
+            cfg["started_from"] = started_from(
+                cfg["init_from"], init, report, frozen,
+                "the loaded model's" if fixed is not None else "the data's own (another "
+                "channel count than the loaded model's)")
+        else:
+            freeze(model, cfg["finetune"]["freeze"])
+    model = place_model(cfg, model, dist)
     optimizer = build_optimizer(model, cfg["optim"])
+    if cfg.get("init_from"):
+        loaded = cfg["started_from"].get("copied", []) + cfg["started_from"].get("adapted", [])
+        scale_rates(optimizer, model, loaded, float(cfg["finetune"]["lr_mult"]))
     schedule = build_schedule(cfg["schedule"], cfg["optim"]["lr"])
     start_epoch, start_batch, best = 0, 0, math.inf
     if state is not None:
@@ -108,12 +129,25 @@ def configure_backends(cfg: dict[str, Any], device: torch.device) -> None:
         torch.backends.cudnn.benchmark = not cfg["deterministic"]
 
 
-def build_model(cfg: dict[str, Any], data: DataBundle, dist: Dist) -> nn.Module:
-    """The config's model for the data's classes and channels, on the run's device (or split
-    over two devices, one tower each, with towers=true: §3.2)."""
-    options = {k: v for k, v in cfg["model"].items() if k != "name"}
-    model = create_model(cfg["model"]["name"], num_classes=data.num_classes,
-                         in_channels=data.in_channels, **options)
+def finetune_normalization(cfg: dict[str, Any], data: DataConfig, state: dict[str, Any] | None,
+                           init: dict[str, Any] | None) -> dict[str, torch.Tensor] | None:
+    """A fine-tuned model sees its inputs normalised as the loaded model was trained (its
+    mean and std, not the new data's), when the channel counts agree; None otherwise (and
+    for runs without init_from). A resumed run keeps what it started with."""
+    if not cfg.get("init_from"):
+        return None
+    source = state if state is not None else init
+    try:
+        saved = source["data"]["normalization"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return None
+    channels = data.resolved().channels
+    return dict(saved) if saved["mean"].shape[0] == channels else None
+
+
+def place_model(cfg: dict[str, Any], model: nn.Module, dist: Dist) -> nn.Module:
+    """The model on the run's device (or split over two devices, one tower each, with
+    towers=true: §3.2)."""
     if cfg["towers"]:
         if dist.enabled:
             raise ConfigError("towers=true (model parallel) cannot be combined with several "
