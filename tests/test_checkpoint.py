@@ -83,3 +83,17 @@ def test_model_and_class_mismatch_name_both(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="weights do not fit.*size mismatch for "
                                               "classifier.fc8.weight"):
         load_model(state)
+
+
+def test_the_word_torchvision_names_pretrained_weights_and_dot_slash_a_path(
+        tmp_path: Path, monkeypatch) -> None:
+    from alexnet.checkpoint import resolve_checkpoint_path
+
+    monkeypatch.chdir(tmp_path)
+    save_checkpoint(model_state("paper", 10), tmp_path / "torchvision" / "last.pt")
+    assert resolve_checkpoint_path("./torchvision") == Path("torchvision") / "last.pt"
+    planted = tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(b"")  # resolving does not read it
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert resolve_checkpoint_path("torchvision") == planted

@@ -1,4 +1,5 @@
-"""§6.1 features (4096-d), chunked nearest neighbours, `alexnet features` / `neighbors`."""
+"""§6.1 features (4096-d; other layers on request), chunked nearest neighbours, `alexnet
+features` / `neighbors`."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from alexnet.cli import main
-from alexnet.errors import DataError
+from alexnet.errors import ConfigError, DataError
 from alexnet.evaluation.features import (
     extract_features,
     load_features,
@@ -17,9 +19,10 @@ from alexnet.evaluation.features import (
     save_features,
 )
 from alexnet.evaluation.retrieval import find_neighbors, nearest_neighbors
-from alexnet.models import create_model
+from alexnet.models import create_model, list_models
+from alexnet.models.base import EMBED_LAYERS
 from conftest import EVAL_SIZE as SIZE
-from conftest import eval_images, write_checkpoint
+from conftest import eval_images, sensitive, write_checkpoint
 
 
 def test_features_are_4096_d_last_hidden_layer():
@@ -31,6 +34,44 @@ def test_features_are_4096_d_last_hidden_layer():
     with torch.no_grad():
         assert torch.allclose(feats, model.embed(x), atol=1e-5)
     assert (feats >= 0).all()  # after fc7's ReLU
+
+
+@pytest.mark.parametrize("name", ["paper", "owt"])
+def test_embed_layers_have_their_sizes_and_fc7_is_the_old_embed(name):
+    """conv5 (after ReLU5, before pool5), pool5, fc6/fc7 (after their ReLU) at 224."""
+    model = sensitive(create_model(name, num_classes=10))
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        dims = {layer: model.embed(x, layer).shape for layer in EMBED_LAYERS}
+        assert dims == {"conv5": (2, 256 * 13 * 13), "pool5": (2, 256 * 6 * 6),
+                        "fc6": (2, 4096), "fc7": (2, 4096)}
+        pool5 = torch.flatten(model.avgpool(model.features(x)), 1)
+        old = model.classifier[:{"paper": 5, "owt": 6}[name]](pool5)  # the former embed_depth
+        assert torch.equal(model.embed(x), old) and torch.equal(model.embed(x, "fc7"), old)
+        assert torch.equal(model.embed(x, "pool5"), pool5)
+        conv5 = model.embed(x, "conv5").view(2, 256, 13, 13)
+        assert (conv5 >= 0).all() and torch.equal(
+            torch.flatten(model.avgpool(F.max_pool2d(conv5, 3, 2)), 1), pool5)
+        fc6 = model.embed(x, "fc6")
+        fc6_linear = next(m for m in model.classifier if isinstance(m, torch.nn.Linear))
+        assert (fc6 >= 0).all() and torch.equal(fc6, torch.relu(fc6_linear(pool5)))
+    with pytest.raises(ConfigError, match="unknown layer 'fc8'"):
+        model.embed(x, "fc8")
+
+
+def test_every_model_has_every_layer():
+    for name in list_models():
+        model = create_model(name, num_classes=10, image_size=96).eval()
+        x = torch.randn(1, model.in_channels, 96, 96)
+        with torch.no_grad():
+            sizes = [model.embed(x, layer).shape[1] for layer in EMBED_LAYERS]
+        assert sizes[2:] == [4096, 4096] and min(sizes) > 0, name
+
+
+def test_the_cli_offers_the_models_layers(capsys):
+    with pytest.raises(SystemExit):
+        main(["features", "m.pt", "--out", "f.pt", "--layer", "fc8"])
+    assert f"choose from {', '.join(repr(x) for x in EMBED_LAYERS)}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 1000])

@@ -1,5 +1,5 @@
 """`alexnet predict`: JSON on a generated image, a bad file answered with an error line,
-class names, torchvision weights when offline."""
+class names. (Pretrained weights: test_pretrained.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from alexnet.cli import main
-from alexnet.errors import CheckpointError
 from alexnet.evaluation.checkpoints import display_names
 from alexnet.evaluation.predict import checkpoint_predictor, predict_files
 from conftest import eval_images, hand_views, write_checkpoint
@@ -64,46 +63,6 @@ def test_display_names():
     assert names[0] == "tench" and names[999] == "toilet tissue"
     assert display_names({"classes": ["cat", "dog"]}, 2) == ["cat", "dog"]
     assert display_names(None, 3) == ["0", "1", "2"]
-
-
-def test_torchvision_weights_offline_is_a_clear_error(monkeypatch, capsys):
-    from urllib.error import URLError
-
-    from torchvision.models import AlexNet_Weights
-
-    def offline(self, *args, **kwargs):
-        raise URLError("no network")
-
-    monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict", offline)
-    from alexnet.evaluation.predict import torchvision_predictor
-
-    with pytest.raises(CheckpointError, match="could not be downloaded"):
-        torchvision_predictor(device="cpu")
-    assert main(["predict", "paper", "x.png", "--weights", "torchvision"]) == 2
-    assert "owt" in capsys.readouterr().err
-
-
-def test_torchvision_weights_from_the_cache_answer_with_ilsvrc_names(monkeypatch, tmp_path):
-    import torchvision
-    from PIL import Image
-    from torchvision.models import AlexNet_Weights
-
-    torch.manual_seed(0)
-    reference = torchvision.models.alexnet().eval()  # stands in for the cached download
-    monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict",
-                        lambda self, *a, **k: reference.state_dict())
-    from alexnet.evaluation.predict import predict_files, torchvision_predictor
-
-    img = tmp_path / "photo.png"
-    Image.new("RGB", (300, 260), (200, 30, 40)).save(img)
-    [r] = predict_files(torchvision_predictor(device="cpu"), [str(img)], topk=3)
-    x = AlexNet_Weights.IMAGENET1K_V1.transforms()(
-        torchvision.io.read_image(str(img)))[None]
-    want = torch.softmax(reference(x), 1)[0].topk(3)
-    assert [p["class"] for p in r["predictions"]] == want.indices.tolist()
-    assert r["predictions"][0]["prob"] == pytest.approx(want.values[0].item(), rel=1e-4)
-    names = AlexNet_Weights.IMAGENET1K_V1.meta["categories"]
-    assert [p["name"] for p in r["predictions"]] == [names[i] for i in want.indices.tolist()]
 
 
 def test_an_output_path_under_a_file_is_one_error_line(tmp_path, capsys):

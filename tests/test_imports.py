@@ -2,7 +2,8 @@
 module top or inside functions): no cycles between its parts, and each part imports only
 parts of its own layer or below (docs/ARCHITECTURE.md):
 
-    cli -> {train, evaluation, bench} -> {data, models, figures, checkpoint, recipes}
+    cli -> {train, evaluation, bench} -> {data, models, figures, checkpoint, recipes,
+        pretrained}
         -> {kernels, errors, atomic, devices, cpu}
 
 Within the middle layer train may import evaluation and bench may import train; evaluation
@@ -23,7 +24,7 @@ import alexnet
 LAYERS = {
     "cli": 3, "__main__": 3,
     "train": 2, "evaluation": 2, "bench": 2,
-    "data": 1, "models": 1, "figures": 1, "checkpoint": 1, "recipes": 1,
+    "data": 1, "models": 1, "figures": 1, "checkpoint": 1, "recipes": 1, "pretrained": 1,
     "kernels": 0, "errors": 0, "atomic": 0, "devices": 0, "cpu": 0, "schema": 0,
 }
 SAME_LAYER_OK = {("train", "evaluation"), ("bench", "train")}  # middle layer, one way only

@@ -2,6 +2,8 @@
 
 A checkpoint is a plain dict (see docs/ARCHITECTURE.md) that loads with
 `torch.load(weights_only=True)`: tensors, numbers, strings, lists, tuples and dicts only.
+Pretrained weights load as checkpoints too (`alexnet.pretrained`): the word `torchvision`, or a
+file holding a plain state dict in torchvision's AlexNet layout.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ import torch
 from alexnet.atomic import atomic_open
 from alexnet.errors import CheckpointError
 from alexnet.models import PAPER_FAMILY, create_model
+from alexnet.pretrained import (
+    TORCHVISION,
+    checkpoint_from_state_dict,
+    is_state_dict,
+    torchvision_file,
+)
 
 FORMAT = "alexnet-checkpoint/1"
 
@@ -33,7 +41,11 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     """A checkpoint file, or a run folder: its `best.pt` (best validation error), else
-    `last.pt`. (Resuming reads `last.pt` by name.)"""
+    `last.pt` (resuming reads `last.pt` by name); the word `torchvision`: torchvision's AlexNet
+    weights in the torch hub cache, downloaded when missing (a path of that name: ./torchvision).
+    """
+    if isinstance(path, str) and path == TORCHVISION:
+        return torchvision_file()
     path = Path(path)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -48,7 +60,12 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
                     ) -> dict[str, Any]:
-    """Load a checkpoint written by `save_checkpoint`, with `weights_only=True`."""
+    """Load a checkpoint written by `save_checkpoint`, with `weights_only=True`.
+
+    `path` may also name pretrained weights (`resolve_checkpoint_path`): a plain state dict in
+    torchvision's AlexNet layout comes back as an `owt` checkpoint without data of its own
+    (`alexnet.pretrained.checkpoint_from_state_dict`).
+    """
     path = resolve_checkpoint_path(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
@@ -59,6 +76,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{path} ({size:,} bytes) could not be read as a checkpoint: it is truncated, "
             f"corrupt or not a PyTorch file ({type(err).__name__}: {reason})"
         ) from err
+    if is_state_dict(state):  # pretrained weights; a wrong layout is one CheckpointError
+        return {"format": FORMAT, **checkpoint_from_state_dict(state, path)}
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(

@@ -19,13 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `alexnet` parser."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: auto)")
+    ckpt_help = (".pt file or run folder; or pretrained weights: `torchvision` (its ImageNet "
+                 "AlexNet, from the torch hub cache) or a .pth state dict in torchvision's "
+                 "layout")
 
     p = subparsers.add_parser(
         "eval", parents=[common], help="top-1/top-5 error of checkpoints (ensembles: §6)",
         description="Top-1 and top-5 error of one checkpoint, or of the softmax average of "
                     "several (§6's ensembles), with centre or ten-view testing (§4.1).")
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help=".pt file or run folder")
-    p.add_argument("--data", help="data source (default: the checkpoint's own)")
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help=ckpt_help)
+    p.add_argument("--data", help="data source (default: the checkpoint's own; pretrained "
+                                  "weights need one, e.g. an ILSVRC-2012 folder)")
     p.add_argument("--views", choices=("center", "ten"), default="center")
     p.add_argument("--batch-size", type=_positive, default=128)
     p.add_argument("--amp", action="store_true",
@@ -42,23 +46,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Top-k classes with probabilities for image files; a file that cannot be "
                     "read gets an error line, the others are still answered.")
     p.add_argument("checkpoint", metavar="CKPT",
-                   help="checkpoint or run folder; with --weights torchvision: the model name "
-                        "(owt)")
+                   help=ckpt_help + "; with --weights torchvision: the model name (owt)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--topk", type=_positive, default=5)
     p.add_argument("--views", choices=("center", "ten"), default="center")
     p.add_argument("--weights", choices=("torchvision",),
-                   help="use torchvision's pretrained ImageNet weights (model owt)")
+                   help="use torchvision's pretrained ImageNet weights (model owt); the same as "
+                        "CKPT `torchvision`")
     p.add_argument("--figure", metavar="FILE", help="also draw Fig. 4 (left) to FILE")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_predict)
 
     p = subparsers.add_parser(
         "features", parents=[common], help="4096-d last-hidden-layer features of a dataset",
-        description="§6.1: the 4096-d last hidden layer for every image of a split, saved to "
-                    "a file for `alexnet neighbors`.")
-    p.add_argument("checkpoint", metavar="CKPT")
-    p.add_argument("--data", help="data source (default: the checkpoint's own)")
+        description="§6.1: the 4096-d last hidden layer (or another layer) for every image of "
+                    "a split, saved to a file for `alexnet neighbors`.")
+    p.add_argument("checkpoint", metavar="CKPT", help=ckpt_help)
+    p.add_argument("--data", help="data source (default: the checkpoint's own; pretrained "
+                                  "weights need one)")
+    p.add_argument("--layer", choices=("conv5", "pool5", "fc6", "fc7"), default="fc7",
+                   help="fc7 (default, §6.1: 4096-d, after ReLU), fc6 (4096), pool5 (9216 at "
+                        "224) or conv5 (after ReLU, 43264 at 224: large files)")
     p.add_argument("--split", choices=("train", "val"), default="train")
     p.add_argument("--out", required=True, help="output file (.pt)")
     p.add_argument("--batch-size", type=_positive, default=128)
@@ -82,9 +90,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="report.html (self-contained) and report.md with the config, learning "
                     "curves, errors next to the paper's, and the figures. Adds centre and "
                     "ten-view testing when the data can be loaded.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--out", help="output folder (default RUN_DIR/report)")
-    p.add_argument("--data", help="data source (default: the run's own)")
+    p.add_argument("run_dir", metavar="RUN_DIR",
+                   help="run folder; or a checkpoint (" + ckpt_help + ")")
+    p.add_argument("--out", help="output folder (default RUN_DIR/report; for a checkpoint "
+                                 "./<name>-report)")
+    p.add_argument("--data", help="data source (default: the run's own; pretrained weights "
+                                  "need one)")
     p.add_argument("--no-eval", action="store_true", help="use only what is in the run folder")
     p.add_argument("--limit", default="auto", type=_limit, metavar="N|all",
                    help="evaluate only the first N images of the split (default: all, but "
@@ -96,9 +107,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export", help="export a checkpoint's model (safetensors, ONNX, TorchScript)",
         description="Write the model in another format and check the written file gives the "
                     "PyTorch model's outputs (onnxruntime on CPU for ONNX).")
-    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("checkpoint", metavar="CKPT", help=ckpt_help)
     p.add_argument("--format", required=True, choices=("safetensors", "onnx", "torchscript"))
-    p.add_argument("--out", help="output file (default next to the checkpoint)")
+    p.add_argument("--out", help="output file (default next to the checkpoint; for "
+                                 "`torchvision`: in the current folder)")
     p.add_argument("--no-check", action="store_true", help="skip the output comparison")
     p.set_defaults(func=_export)
 
@@ -122,20 +134,15 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from alexnet.evaluation.predict import (
-        checkpoint_predictor,
-        format_predictions,
-        predict_files,
-        torchvision_predictor,
-    )
+    from alexnet.evaluation.predict import checkpoint_predictor, format_predictions, predict_files
 
-    if args.weights == "torchvision":
-        if args.checkpoint != "owt":
+    checkpoint = args.checkpoint
+    if args.weights == "torchvision":  # an alias of CKPT `torchvision`
+        if checkpoint not in ("owt", "torchvision"):
             raise ConfigError("--weights torchvision works with the `owt` model only: "
-                              f"alexnet predict owt IMAGE ... (got {args.checkpoint!r})")
-        predictor = torchvision_predictor(device=args.device, views=args.views)
-    else:
-        predictor = checkpoint_predictor(args.checkpoint, views=args.views, device=args.device)
+                              f"alexnet predict torchvision IMAGE ... (got {checkpoint!r})")
+        checkpoint = "torchvision"
+    predictor = checkpoint_predictor(checkpoint, views=args.views, device=args.device)
     if predictor.note:
         print(f"note: {predictor.note}", file=sys.stderr)
     results = predict_files(predictor, args.images, topk=args.topk)
@@ -163,9 +170,9 @@ def _features(args: argparse.Namespace) -> int:
     from alexnet.evaluation.features import make_features
 
     r = make_features(args.checkpoint, args.out, data=args.data, split=args.split,
-                      batch_size=args.batch_size, device=args.device)
-    print(f"{r['images']:,} feature vectors of {r['dim']} dimensions ({r['split']} split) "
-          f"-> {r['path']}")
+                      batch_size=args.batch_size, layer=args.layer, device=args.device)
+    print(f"{r['images']:,} feature vectors of {r['dim']} dimensions ({r['layer']}, "
+          f"{r['split']} split) -> {r['path']}")
     return 0
 
 

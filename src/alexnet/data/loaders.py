@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -273,9 +273,45 @@ def build_pipeline(cfg: DataConfig, stats: dict[str, torch.Tensor]) -> Pipeline:
         mean_window="center" if original else "crop")
 
 
+def _given_normalization(normalization: dict[str, torch.Tensor], cfg: DataConfig
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) of a stored normalisation for `cfg` (resolved): a mean image of another
+    size brought to resize×resize; a channel count other than cfg.channels is refused."""
+    try:
+        mean, std = normalization["mean"].float(), normalization["std"].float()
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ConfigError(f"normalization must be {{'mean': tensor, 'std': tensor}}, got "
+                          f"{type(normalization).__name__} ({err})") from None
+    c = cfg.channels
+    if mean.dim() != 3 or std.shape != (mean.shape[0], 1, 1) or mean.shape[0] != c:
+        raise ConfigError(f"the given normalization (mean {tuple(mean.shape)}, std "
+                          f"{tuple(std.shape)}) does not fit data.channels={c}: expected a mean "
+                          f"({c}, 1, 1) or ({c}, H, W) and a std ({c}, 1, 1); set data.channels "
+                          f"to {mean.shape[0] if mean.dim() == 3 else '?'}")
+    if mean.shape[-1] != 1 and mean.shape[-2:] != (cfg.resize, cfg.resize):
+        mean = resize_mean(mean, cfg.resize)  # (C, resize, resize)
+    return mean, std
+
+
+def _no_statistics(channels: int) -> dict[str, torch.Tensor]:
+    """Placeholders for `build_pipeline` when a given normalisation replaces the data's mean
+    and std and no PCA lighting needs its eigenvectors: nothing is computed from the data."""
+    return {"mean": torch.zeros(channels, 1, 1), "channel_mean": torch.zeros(channels),
+            "channel_std": torch.ones(channels), "eigval": torch.zeros(3),
+            "eigvec": torch.eye(3)}
+
+
 def build_loaders(cfg: DataConfig, *, batch_size: int, device: torch.device | str, seed: int,
-                  rank: int = 0, world_size: int = 1) -> DataBundle:
-    """Training and validation loaders for `cfg` (see docs/ARCHITECTURE.md, data)."""
+                  rank: int = 0, world_size: int = 1,
+                  normalization: dict[str, torch.Tensor] | None = None) -> DataBundle:
+    """Training and validation loaders for `cfg` (see docs/ARCHITECTURE.md, data).
+
+    `normalization` ({"mean": (C, 1, 1) or (C, H, W), "std": (C, 1, 1)}, e.g. a checkpoint's
+    `data.normalization`) replaces the mean and std computed from the data's training
+    statistics, for training and evaluation batches alike: a model sees inputs normalised the
+    way it was trained. A mean image of another size is resized; another channel count is a
+    `ConfigError`. The statistics are then read only when PCA lighting needs them.
+    """
     cfg = cfg.resolved()
     device = torch.device(device)
     if device.type == "cpu":  # batches of 224-px images are large blocks: reuse them
@@ -286,7 +322,13 @@ def build_loaders(cfg: DataConfig, *, batch_size: int, device: torch.device | st
                         "raise data.val_fraction")
     if cfg.crop is not None and cfg.crop > cfg.resize:
         raise ConfigError(f"data.crop {cfg.crop} > data.resize {cfg.resize}")
-    pipeline = build_pipeline(cfg, _statistics(cfg, source))
+    if normalization is None:
+        pipeline = build_pipeline(cfg, _statistics(cfg, source))
+    else:
+        mean, std = _given_normalization(normalization, cfg)
+        pca = cfg.lighting > 0 and cfg.channels == 3
+        stats = _statistics(cfg, source) if pca else _no_statistics(cfg.channels)
+        pipeline = replace(build_pipeline(cfg, stats), mean=mean, std=std)
     fit_size = int(source.info.get("size", cfg.resize))  # packed: stored size; files: resize
     train_fetch = Fetcher(source.kind, source.train, cfg, device, fit_size)
     val_fetch = Fetcher(source.kind, source.val, cfg, device, fit_size)

@@ -40,7 +40,11 @@ def display_names(state: dict[str, Any] | None, num_classes: int) -> list[str]:
 
 
 def data_mapping(state: dict[str, Any], source: str | None = None) -> dict[str, Any]:
-    """The checkpoint's resolved `data:` config, with `source` replaced when given."""
+    """The checkpoint's resolved `data:` config, with `source` replaced when given.
+
+    A checkpoint without a source of its own (pretrained weights: `config.data.source` None)
+    needs `source`; without it, one `CheckpointError` says so.
+    """
     try:
         mapping = copy.deepcopy(dict(state["config"]["data"]))
     except (KeyError, TypeError) as err:
@@ -48,15 +52,73 @@ def data_mapping(state: dict[str, Any], source: str | None = None) -> dict[str, 
                               "it was not written by `alexnet train`") from err
     if source is not None:
         mapping["source"] = str(source)
+    elif mapping.get("source") is None:
+        raise CheckpointError(_no_source(state))
     return mapping
 
 
+def _no_source(state: dict[str, Any]) -> str:
+    origin = state.get("pretrained") or {}
+    what = (f"came from pretrained weights ({origin.get('from', 'no name')}, "
+            f"{origin.get('file', 'no file')})" if origin else "names no data source")
+    classes = state.get("classes") or []
+    wnids = len(classes) == 1000 and all(_WNID.match(str(c)) for c in classes)
+    need = ("an ILSVRC-2012-style folder (train/ and val/ with one folder per wnid) or a "
+            "dataset made by `alexnet prepare` from one, whose classes are the 1000 ILSVRC-2012 "
+            "wnids" if wnids else f"a dataset with the checkpoint's {len(classes)} classes")
+    return f"the checkpoint {what} and has no data of its own: give --data DIR, {need}"
+
+
+def stored_normalization(state: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The mean and std the checkpoint's model was trained with (`data.normalization`), which
+    every command feeds it (None for a checkpoint without one: the data's own statistics)."""
+    norm = (state.get("data") or {}).get("normalization")
+    return dict(norm) if norm else None
+
+
+def normalization_key(normalization: dict[str, torch.Tensor] | None) -> str:
+    """A short fingerprint of a normalisation: checkpoints that share data and normalisation
+    share one pass over the data."""
+    if normalization is None:
+        return "data statistics"
+    h = hashlib.sha1()
+    for k in sorted(normalization):
+        t = normalization[k].detach().float().cpu().contiguous()
+        h.update(f"{k}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def data_bundle(mapping: dict[str, Any], *, batch_size: int, device: torch.device | str,
-                seed: int = 0) -> DataBundle:
+                seed: int = 0, normalization: dict[str, torch.Tensor] | None = None
+                ) -> DataBundle:
     """The data part's loaders for a checkpoint's `data:` mapping (see `data_mapping`):
-    `alexnet.data.build_loaders(DataConfig.from_dict(mapping), ...)`, one process."""
+    `alexnet.data.build_loaders(DataConfig.from_dict(mapping), ...)`, one process.
+    `normalization` (`stored_normalization(state)`) replaces the data's own mean and std."""
     return build_loaders(DataConfig.from_dict(dict(mapping)), batch_size=batch_size,
-                         device=device, seed=seed)
+                         device=device, seed=seed, normalization=normalization)
+
+
+def check_classes(state: dict[str, Any], bundle: DataBundle, source: str) -> None:
+    """The data must have the checkpoint's classes: a `CheckpointError` naming both counts; and
+    where the checkpoint's classes are ILSVRC wnids (pretrained weights), the data's must be
+    those wnids (or their names) in the same order, else the first one out of place."""
+    num = int(state["model"]["config"].get("num_classes", 0))
+    if bundle.num_classes != num:
+        hint = " (the 1000 ILSVRC-2012 wnids)" if num == 1000 else ""
+        raise CheckpointError(f"expected {bundle.num_classes} classes (those of the data "
+                              f"{source}), the checkpoint's model has {num}: evaluate it on "
+                              f"data with its classes{hint}")
+    wnids = [str(c) for c in state.get("classes") or []]
+    if len(wnids) != num or not all(_WNID.match(c) for c in wnids):
+        return
+    names = folder_class_names(wnids)
+    for i, (found, wnid, name) in enumerate(zip(bundle.classes, wnids, names, strict=True)):
+        if str(found) not in (wnid, name):
+            raise CheckpointError(
+                f"the data {source} has other classes than the checkpoint: its class {i} is "
+                f"{found!r}, the checkpoint's is {wnid} ({name}); give a folder with one "
+                "sub-folder per wnid, as ILSVRC-2012's train/ and val/")
 
 
 # §4.1's ten views are crops and their mirrors. A model trained on whole images (no data.crop,

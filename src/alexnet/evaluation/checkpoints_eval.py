@@ -11,7 +11,14 @@ import torch
 from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.devices import resolve_device
 from alexnet.errors import CheckpointError
-from alexnet.evaluation.checkpoints import data_bundle, data_mapping, display_names
+from alexnet.evaluation.checkpoints import (
+    check_classes,
+    data_bundle,
+    data_mapping,
+    display_names,
+    normalization_key,
+    stored_normalization,
+)
 from alexnet.evaluation.evaluate import EvalResult, evaluate
 from alexnet.evaluation.metrics import confusion_matrix, per_class_accuracy, topk_error
 
@@ -25,9 +32,10 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
     `evaluate`.
 
     The data config is the first checkpoint's resolved `data:` with `source` = `data` (None
-    keeps the checkpoint's source), loaded by `alexnet.data.build_loaders`. Checkpoints that
-    need another data config (e.g. another mean image) get their own pass over the data; the
-    images and targets must agree.
+    keeps the checkpoint's source), loaded by `alexnet.data.build_loaders` and normalised as
+    the checkpoint stored (`data.normalization`: what its model was trained with). Checkpoints
+    that need another data config or normalisation (e.g. another mean image) get their own pass
+    over the data; the images and targets must agree.
     """
     if not checkpoints:
         raise CheckpointError("give at least one checkpoint")
@@ -35,14 +43,19 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
     states = [load_checkpoint(p) for p in checkpoints]
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(states):
-        groups.setdefault(repr(sorted(data_mapping(s, data).items())), []).append(i)
+        key = (repr(sorted(data_mapping(s, data).items()))
+               + normalization_key(stored_normalization(s)))
+        groups.setdefault(key, []).append(i)
     results: list[tuple[list[int], EvalResult]] = []
     targets: torch.Tensor | None = None
     classes: list[str] = []
     notes: list[str] = []
     for members in groups.values():
         mapping = data_mapping(states[members[0]], data)
-        bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0)
+        bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0,
+                             normalization=stored_normalization(states[members[0]]))
+        for i in members:
+            check_classes(states[i], bundle, str(mapping["source"]))
         models = [load_model(states[i], expect_num_classes=bundle.num_classes)[0].to(dev)
                   for i in members]
         r = evaluate(models, bundle, views, amp=amp, progress=progress,
@@ -70,6 +83,10 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
     }
     if notes:
         result["note"] = "; ".join(notes)
+    expected = (states[0].get("pretrained") or {}).get("expected")
+    if len(checkpoints) == 1 and expected:  # published errors of pretrained weights
+        result["expected"] = {"from": states[0]["pretrained"].get("from", "the source"),
+                              **expected}
     if len(checkpoints) > 1:
         member_errs: dict[int, dict[str, float]] = {}
         for members, r in results:
@@ -99,6 +116,10 @@ def format_result(result: dict[str, Any]) -> str:
     lines = [f"{what}, {result['views']} view(s), {result['images']:,} images of "
              f"{result['data']}:",
              f"  top-1 error {result['top1_err']:.2%}   top-5 error {result['top5_err']:.2%}"]
+    if "expected" in result:
+        e = result["expected"]
+        lines.append(f"  {e['from']} reports {e['top1_err']:.2%} / {e['top5_err']:.2%} "
+                     "top-1/top-5 error on ILSVRC-2012 val (centre views)")
     for m in result.get("members", []):
         lines.append(f"  member {m['checkpoint']}: top-1 {m['top1_err']:.2%}, "
                      f"top-5 {m['top5_err']:.2%}")

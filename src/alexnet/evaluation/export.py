@@ -17,6 +17,7 @@ from alexnet.atomic import save_with, write_bytes
 from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.models import create_model
+from alexnet.pretrained import TORCHVISION
 
 # safetensors, onnx and onnxruntime are optional (pip install 'alexnet[export]'): they are
 # imported where a format needs them, and `_require` says how to install a missing one.
@@ -106,7 +107,9 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
     state = load_checkpoint(src)
     model, _ = load_model(state)
     model = model.float().cpu().eval()
-    path = Path(out) if out else src.with_name(
+    # `torchvision`: the file lives in the torch hub cache; write to the current folder
+    beside = Path(src.name) if str(checkpoint) == TORCHVISION else src
+    path = Path(out) if out else beside.with_name(
         src.stem + ("-model" if fmt == "torchscript" else "") + FORMATS[fmt])
     if path.resolve() == src.resolve():
         raise ConfigError(f"--out {path} is the checkpoint itself; choose another file name")

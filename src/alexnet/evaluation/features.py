@@ -1,9 +1,11 @@
 """§6.1: the 4096-d last hidden layer as an image descriptor: extracted for every image of a
-split (`alexnet features`), saved to a file that `retrieval.py` searches memory-mapped."""
+split (`alexnet features`), saved to a file that `retrieval.py` searches memory-mapped. Other
+layers on request (`AlexNetBase.embed`'s conv5, pool5, fc6; fc7 is §6.1's)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,15 @@ from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_p
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, ConfigError, DataError
 from alexnet.evaluation.checkpoints import (
+    check_classes,
     data_bundle,
     data_mapping,
     display_names,
+    stored_normalization,
     weights_fingerprint,
 )
 from alexnet.evaluation.metrics import over_views
+from alexnet.models.base import DEFAULT_LAYER, EMBED_LAYERS
 
 FORMAT = "alexnet-features/1"
 
@@ -29,16 +34,18 @@ FORMAT = "alexnet-features/1"
 @torch.no_grad()
 def extract_features(model: nn.Module, loader: Iterable[Any], *,
                      device: str | torch.device | None = None, progress: bool = True,
-                     dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor]:
-    """`model.embed` of every image of `loader`: features (N, 4096) in `dtype`, targets (N,).
-    Batches of several views (B, V, C, s, s) are averaged over the views."""
+                     dtype: torch.dtype = torch.float16, layer: str = DEFAULT_LAYER
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`model.embed(x, layer)` of every image of `loader`: features (N, D) in `dtype` (D = 4096
+    for fc6/fc7), targets (N,). Batches of several views (B, V, C, s, s) are averaged over the
+    views."""
     dev = resolve_device(device) if device is not None else next(model.parameters()).device
     model.eval().to(dev)
     feats, targets = [], []
     total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
-    for x, y in tqdm(loader, total=total, desc="features", unit="batch", disable=not progress,
-                     dynamic_ncols=True):
-        f = over_views(model.embed, x.to(dev))  # (B, 4096) or (B, V, 4096)
+    for x, y in tqdm(loader, total=total, desc=f"features ({layer})", unit="batch",
+                     disable=not progress, dynamic_ncols=True):
+        f = over_views(partial(model.embed, layer=layer), x.to(dev))  # (B, D) or (B, V, D)
         if f.dim() == 3:
             f = f.mean(1)
         feats.append(f.float().cpu().to(dtype))
@@ -81,10 +88,13 @@ def feature_batches(bundle: Any, split: str) -> Iterable[Any]:
 
 
 def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
-                  split: str = "train", batch_size: int = 128,
+                  split: str = "train", batch_size: int = 128, layer: str = DEFAULT_LAYER,
                   device: str | torch.device | None = "auto", progress: bool = True
                   ) -> dict[str, Any]:
-    """Features (N, 4096, float16) of a split of `data` (default: the checkpoint's source)."""
+    """Features (N, D, float16) at `layer` of a split of `data` (default: the checkpoint's
+    source), its images normalised as the checkpoint's model was trained."""
+    if layer not in EMBED_LAYERS:
+        raise ConfigError(f"unknown layer {layer!r}; choose one of {', '.join(EMBED_LAYERS)}")
     source = resolve_checkpoint_path(checkpoint)
     if Path(out).resolve() == source.resolve():
         raise ConfigError(f"--out {out} is the checkpoint it reads ({source}); choose another "
@@ -92,15 +102,20 @@ def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
     dev = resolve_device(device)
     state = load_checkpoint(source)
     mapping = data_mapping(state, data)
-    bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0)
+    normalization = stored_normalization(state)
+    bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0,
+                         normalization=normalization)
+    check_classes(state, bundle, str(mapping["source"]))
     model, _ = load_model(state, expect_num_classes=bundle.num_classes)
     feats, targets = extract_features(model, feature_batches(bundle, split), device=dev,
-                                      progress=progress)
+                                      progress=progress, layer=layer)
     meta = {"checkpoint": str(checkpoint), "model": dict(model.config),
             "weights": weights_fingerprint(model), "data": mapping, "split": split,
+            "layer": layer, "normalization": bundle.normalization,
             "batch_size": batch_size, "seed": 0,
             "classes": display_names({"classes": list(bundle.classes)}, bundle.num_classes)}
     path = save_features(out, feats, targets, meta)
-    return {"path": str(path), "images": len(feats), "dim": feats.shape[1], "split": split}
+    return {"path": str(path), "images": len(feats), "dim": feats.shape[1], "split": split,
+            "layer": layer}
 
 

@@ -2,7 +2,7 @@
 
 Checkpoints carry the data part's `normalization` and `preprocess`, so an image goes
 load_image -> preprocess_images(normalization, preprocess) -> model -> softmax (§4.1's ten views
-on request). `owt` can instead use torchvision's pretrained ImageNet weights.
+on request). Pretrained weights (`torchvision`, a torchvision-layout .pth) are checkpoints too.
 """
 
 from __future__ import annotations
@@ -18,14 +18,9 @@ from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.data import load_image, preprocess_images
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError
-from alexnet.evaluation.checkpoints import (
-    UNCROPPED_TEN_VIEWS,
-    display_names,
-    imagenet_names,
-    ten_views_unfair,
-)
+from alexnet.evaluation.checkpoints import UNCROPPED_TEN_VIEWS, display_names, ten_views_unfair
 from alexnet.evaluation.metrics import average_views, over_views, top_classes
-from alexnet.models import create_model
+from alexnet.pretrained import TORCHVISION
 
 Transform = Callable[[list[torch.Tensor]], torch.Tensor]  # uint8 (C,H,W) list -> float batch
 
@@ -51,7 +46,9 @@ class Predictor:
 
 def checkpoint_predictor(checkpoint: str, *, views: str = "center",
                          device: str | torch.device | None = "auto") -> Predictor:
-    """A predictor from an `alexnet train` checkpoint (its normalization and preprocessing)."""
+    """A predictor from a checkpoint (`alexnet.checkpoint.load_checkpoint`'s spec: a file, a
+    run folder, `torchvision` or a torchvision-layout state dict), with its normalization and
+    preprocessing."""
     state = load_checkpoint(checkpoint)
     model, _ = load_model(state)
     try:
@@ -72,33 +69,10 @@ def checkpoint_predictor(checkpoint: str, *, views: str = "center",
 
 def torchvision_predictor(*, device: str | torch.device | None = "auto",
                           views: str = "center") -> Predictor:
-    """`owt` with torchvision's IMAGENET1K_V1 weights and torchvision's own preprocessing
-    (resize 256, centre crop 224, ImageNet mean/std). Uses the torch hub cache or downloads."""
-    from torchvision.models import AlexNet_Weights  # here: torchvision takes seconds to import
-
-    if views != "center":
-        raise AlexNetError("--weights torchvision supports centre views only (torchvision's "
-                           "preprocessing has no ten-view mode); drop --views ten")
-    weights = AlexNet_Weights.IMAGENET1K_V1
-    try:
-        state_dict = weights.get_state_dict(progress=True, check_hash=True)
-    except Exception as err:  # URLError, HTTPError, OSError, hash mismatch
-        raise CheckpointError(
-            f"torchvision's pretrained AlexNet weights ({weights.url}) are not in the torch hub "
-            f"cache and could not be downloaded ({type(err).__name__}: {err}); run once with "
-            "internet access, or copy the file into $TORCH_HOME/hub/checkpoints "
-            "(default ~/.cache/torch/hub/checkpoints)") from err
-    model = create_model("owt", num_classes=1000)
-    model.load_state_dict(state_dict)
-    model.eval()
-    dev = resolve_device(device)
-    preprocess = weights.transforms()  # ImageClassification(crop 224, resize 256), uint8 in
-
-    def transform(images: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack([preprocess(img) for img in images])
-
-    return Predictor(model.to(dev), imagenet_names(), transform, dev,
-                     "torchvision AlexNet_Weights.IMAGENET1K_V1")
+    """`owt` with torchvision's IMAGENET1K_V1 weights (torch hub cache, downloaded when
+    missing): `checkpoint_predictor("torchvision")`, torchvision's resize 256, centre crop 224
+    and ImageNet mean/std through the loaders' transform (alexnet.pretrained)."""
+    return checkpoint_predictor(TORCHVISION, views=views, device=device)
 
 
 def predict_files(predictor: Predictor, paths: Sequence[str], *, topk: int = 5,

@@ -23,9 +23,11 @@ from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import (
     UNCROPPED_TEN_VIEWS,
+    check_classes,
     data_bundle,
     data_mapping,
     display_names,
+    stored_normalization,
     ten_views_unfair,
 )
 from alexnet.evaluation.evaluate import evaluate
@@ -35,6 +37,7 @@ from alexnet.figures.curves import learning_curves_figure, lr_changes, read_metr
 from alexnet.figures.kernels import conv1_kernels_figure
 from alexnet.figures.predictions import predictions_figure
 from alexnet.figures.report import Row, markdown_table, write_report
+from alexnet.pretrained import TORCHVISION
 
 # The paper's §6 and its footnote on ten views: (setting, centre (top-1, top-5), ten views
 # (top-1, top-5)), error in %.
@@ -90,15 +93,18 @@ def evaluate_for_report(state: dict[str, Any], data: str | None, *, batch_size: 
                         views: Sequence[str] = ("center", "ten"), progress: bool = True,
                         samples: int = 8, limit: int | None | str = None) -> Evaluation:
     """Centre and ten-view errors of the checkpoint's model on `data` (None: its own source)
-    on the split's first `limit` images (None: all; "auto": see build_report);
-    `Evaluation(ran=False, reason=...)` when the data cannot be loaded."""
+    on the split's first `limit` images (None: all; "auto": see build_report), normalised as
+    the checkpoint's model was trained; `Evaluation(ran=False, reason=...)` when the data
+    cannot be loaded. A checkpoint without data of its own (pretrained) needs `data`."""
     mapping = data_mapping(state, data)
     dev = resolve_device(device)
     try:
-        bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0)
+        bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0,
+                             normalization=stored_normalization(state))
     except (AlexNetError, OSError) as err:
         return Evaluation(False, f"the data {mapping.get('source')!r} could not be loaded "
                                  f"({err})", str(mapping.get("source")))
+    check_classes(state, bundle, str(mapping["source"]))
     model, _ = load_model(state, expect_num_classes=bundle.num_classes)
     model.to(dev)
     names = display_names({"classes": list(bundle.classes)}, bundle.num_classes)
@@ -153,7 +159,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
                  data: str | None = None, evaluate: bool = True, batch_size: int = 128,
                  device: str | torch.device | None = "auto", progress: bool = True,
                  limit: int | None | str = "auto") -> dict[str, Any]:
-    """Write report.html (self-contained) and report.md (+ PNGs) for a run folder.
+    """Write report.html (self-contained) and report.md (+ PNGs) for a run folder, or for a
+    checkpoint alone (a file, `torchvision`, a torchvision-layout .pth: no curves; default
+    output ./<name>-report).
 
     `limit`: evaluate only the first `limit` images of the split; "auto" = all of them, except
     QUICK_LIMIT for ten views of a run trained in QUICK mode (10 forward passes per image).
@@ -161,26 +169,32 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     Returns {"html", "md", "figures": {name: path}, "evaluated": bool, "reason": str,
     "status": what was evaluated, "table": this run's errors and the paper's (Markdown)}.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    word = str(run_dir) == TORCHVISION
+    folder = Path(run_dir) if not word and Path(run_dir).is_dir() else None
+    if folder is None and not word and not Path(run_dir).is_file():
         raise CheckpointError(f"{run_dir} is not a run folder; pass the folder `alexnet train` "
-                              "wrote (config.yaml, metrics.jsonl, last.pt)")
-    ckpt_path = resolve_checkpoint_path(run_dir)  # best.pt, else last.pt
+                              "wrote (config.yaml, metrics.jsonl, last.pt), a checkpoint file "
+                              "or `torchvision`")
+    ckpt_path = resolve_checkpoint_path(TORCHVISION if word else Path(run_dir))  # best.pt...
     state = load_checkpoint(ckpt_path)
+    if evaluate:  # pretrained weights without --data: one clear error before anything is written
+        data_mapping(state, data)
     model, _ = load_model(state)
-    out = Path(out_dir) if out_dir else run_dir / "report"
+    name = TORCHVISION if word else folder.name if folder else ckpt_path.stem
+    out = Path(out_dir) if out_dir else folder / "report" if folder else Path(f"{name}-report")
     out.mkdir(parents=True, exist_ok=True)
-    config_text = ((run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file()
+    config_text = ((folder / "config.yaml").read_text()
+                   if folder and (folder / "config.yaml").is_file()
                    else yaml.safe_dump(state.get("config", {}), sort_keys=False))
-    metrics_path = run_dir / "metrics.jsonl"
-    records = read_metrics(metrics_path) if metrics_path.is_file() else []
+    metrics_path = folder / "metrics.jsonl" if folder else None
+    records = read_metrics(metrics_path) if metrics_path and metrics_path.is_file() else []
 
     figures: dict[str, Path] = {}
     if records:
         figures["learning curves"] = learning_curves_figure(records, out / "curves.png")
     figures["conv1 kernels (Fig. 3)"] = conv1_kernels_figure(
         model.conv1.weight, out / "conv1_kernels.png", towers=model.towers)
-    source = data or data_mapping(state).get("source", "?")
+    source = data or ((state.get("config") or {}).get("data") or {}).get("source") or "?"
     ev = (evaluate_for_report(state, data, batch_size=batch_size, device=device,
                               progress=progress, limit=limit)
           if evaluate
@@ -195,7 +209,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
 
     cfg = model.config
     rows = _error_rows(records, ev, ckpt_path, state)
-    refs = reference_rows(cfg["name"], cfg["num_classes"], str(source))
+    published = _published_rows(state)  # in place of the same numbers from REFERENCES
+    refs = published + [r for r in reference_rows(cfg["name"], cfg["num_classes"], str(source))
+                        if all(r[1] != p[1] for p in published)]
     subset = (f"its first {ev.images:,} images; `alexnet report --limit all` for all"
               if ev.limit else f"{ev.images:,} images")
     status = (f"Evaluated {ckpt_path.name} on {ev.source} ({subset}) with "
@@ -203,9 +219,12 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
               f"Not evaluated on the data: {ev.reason}. The errors below come from the run's "
               "metrics.jsonl (centre views, measured during training); run `alexnet report "
               f"{run_dir} --data SOURCE` to add centre and ten-view testing.")
-    ctx = {"title": f"AlexNet reproduction report: {run_dir.name}",
+    origin = (f"{state['pretrained'].get('from', 'pretrained weights')}, file {ckpt_path.name}"
+              if state.get("pretrained") else
+              f"checkpoint {ckpt_path.name} at epoch {state.get('epoch', '?')}")
+    ctx = {"title": f"AlexNet reproduction report: {name}",
            "model": f"{cfg['name']} ({cfg['num_classes']} classes, {cfg['in_channels']} input "
-                    f"channels), checkpoint {ckpt_path.name} at epoch {state.get('epoch', '?')}",
+                    f"channels), {origin}",
            "status": status, "config": config_text, "rows": rows, "refs": refs,
            "lr": lr_changes(records), "figures": figures, "setting": f"{cfg['name']}, "
            f"{cfg['num_classes']} classes, data {source}"}
@@ -213,6 +232,16 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     return {"html": str(html_path), "md": str(md_path),
             "figures": {k: str(v) for k, v in figures.items()}, "evaluated": ev.ran,
             "reason": ev.reason, "status": status, "table": markdown_table(rows + refs)}
+
+
+def _published_rows(state: dict[str, Any]) -> list[Row]:
+    """The published errors of pretrained weights (`pretrained.expected`), centre views."""
+    origin = state.get("pretrained") or {}
+    e = origin.get("expected")
+    if not e:
+        return []
+    return [(f"{origin.get('from', 'pretrained weights')} as published, ILSVRC-2012 val",
+             (round(100 * e["top1_err"], 3), round(100 * e["top5_err"], 3)), None)]
 
 
 def _error_rows(records: list[dict[str, Any]], ev: Evaluation, ckpt: Path,

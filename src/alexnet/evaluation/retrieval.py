@@ -1,6 +1,7 @@
 """`alexnet neighbors` (§6.1, Fig. 4 right): for query images, the stored images whose 4096-d
-features are nearest in Euclidean distance, searched chunk by chunk so that a million stored
-vectors (8 GB in float16) need not fit in memory (the features file is memory-mapped)."""
+features (or another layer's, as the features file says) are nearest in Euclidean distance,
+searched chunk by chunk so that a million stored vectors (8 GB in float16) need not fit in
+memory (the features file is memory-mapped)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from alexnet.evaluation.checkpoints import data_bundle, weights_fingerprint
 from alexnet.evaluation.features import feature_batches, load_features
 from alexnet.evaluation.predict import checkpoint_predictor
 from alexnet.figures.neighbors import neighbors_figure
+from alexnet.models.base import DEFAULT_LAYER
 
 
 @torch.no_grad()
@@ -37,7 +39,7 @@ def nearest_neighbors(queries: torch.Tensor, base: torch.Tensor, k: int = 6, *,
         raise DataError("the feature set is empty: no neighbours to search")
     if queries.shape[1] != base.shape[1]:
         raise AlexNetError(f"query features have {queries.shape[1]} dimensions, the stored ones "
-                           f"{base.shape[1]}: they come from different models")
+                           f"{base.shape[1]}: they come from different models or layers")
     dev = resolve_device(device)
     if k < 1:
         raise AlexNetError(f"k must be at least 1, got {k}")
@@ -104,17 +106,18 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
                         f"through {ckpt}, whose weights differ: distances between the two "
                         "mean nothing. Drop --checkpoint, or make the features again with "
                         f"`alexnet features {ckpt} --out FILE`")
+    layer = meta.get("layer", DEFAULT_LAYER)  # files made before --layer hold fc7
     images = [load_image(str(q)) for q in queries]  # DataError names a bad file
     with torch.no_grad():
         x = predictor.transform(images).to(predictor.device)
-        q = predictor.model.embed(x).float().cpu()  # (Q, 4096)
+        q = predictor.model.embed(x, layer).float().cpu()  # (Q, D): the stored vectors' layer
     dist, idx = nearest_neighbors(q, store["features"], k, chunk_size=chunk_size,
                                   device=device, progress=progress)
     classes = list(meta.get("classes") or [])
     labels = [[classes[int(store["targets"][i])] if classes else str(int(store["targets"][i]))
                for i in row] for row in idx.tolist()]
     result: dict[str, Any] = {
-        "features": str(features_file), "split": meta.get("split"),
+        "features": str(features_file), "split": meta.get("split"), "layer": layer,
         "queries": [{"file": str(f), "neighbors": [
             {"index": int(i), "distance": float(d), "label": lab}
             for i, d, lab in zip(ir, dr, lr, strict=True)]}
@@ -123,7 +126,7 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
         dev = resolve_device(device)
         bundle = data_bundle(
             meta["data"], batch_size=int(meta.get("batch_size", 128)), device=dev,
-            seed=int(meta.get("seed", 0)))
+            seed=int(meta.get("seed", 0)), normalization=meta.get("normalization"))
         pics = gather_images(feature_batches(bundle, meta["split"]), idx,
                              getattr(bundle, "normalization", None))  # (Q, k, C, s, s)
         query_pics = images  # the query files as they are, uint8 (3, H, W)

@@ -48,7 +48,6 @@ class TorchvisionAlexNet(AlexNetBase):
             nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
-        self.embed_depth = 6  # drop, fc6, relu, drop, fc7, relu
         # torchvision keeps PyTorch's default (Kaiming-uniform) initialisation.
 
 
@@ -81,7 +80,6 @@ class D2LAlexNet(AlexNetBase):
             nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(p=dropout),
             nn.Linear(4096, num_classes),
         )
-        self.embed_depth = 5
         for m in self.modules():  # d2l initialises with Xavier-uniform weights
             if isinstance(m, nn.Conv2d | nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
