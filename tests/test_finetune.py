@@ -12,6 +12,7 @@ from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.models import create_model
+from alexnet.pretrained import IMAGENET_STD
 from alexnet.train.finetune import adapt_conv1, paper_layers, transfer
 from conftest import register_separable
 
@@ -152,3 +153,24 @@ def test_finetune_settings_without_init_from_and_init_from_with_resume_are_refus
         validate_config(resolve_config({"model": {"name": "paper"}, "data": data},
                                        {"init_from": "x", "finetune.lr_mult": 0.1,
                                         "optim.name": "sgd"}))
+
+
+def test_torchvision_weights_start_a_run_on_three_classes(tmp_path, sources):
+    torch.manual_seed(0)
+    weights = tmp_path / "alexnet-owt.pth"
+    torch.save(create_model("owt").state_dict(), weights)  # torchvision's key layout
+    data = sources("rgb", classes=3, channels=3)
+    run = tmp_path / "owt"
+    assert main(["train", "--recipe", _recipe(tmp_path, data), "--init-from", str(weights),
+                 "--out", str(run), "model.image_size=64", "finetune.freeze=fc7"]) == 0
+    state = load_checkpoint(run / "last.pt")
+    assert state["model"]["config"]["name"] == "owt"
+    assert state["model"]["state_dict"]["classifier.6.weight"].shape == (3, 4096)
+    loaded = torch.load(weights, weights_only=True)
+    assert torch.equal(state["model"]["state_dict"]["classifier.4.weight"],
+                       loaded["classifier.4.weight"])  # fc7, frozen
+    record = state["config"]["started_from"]
+    assert record["model"] == "owt" and record["replaced"] == ["fc8"]
+    # torchvision's normalisation (ImageNet mean and std on 0..255 pixels), not the data's
+    assert torch.allclose(state["data"]["normalization"]["std"].flatten(),
+                          torch.tensor(IMAGENET_STD) * 255)
