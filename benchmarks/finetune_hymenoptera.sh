@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 for seed in $(seq 0 $((SEEDS - 1))); do
     run() { local name=$1; shift
         [ -f "$OUT/$name-$seed/last.pt" ] || alexnet train --recipe finetune --full \
-            --data "$OUT/hym" --out "$OUT/$name-$seed" seed="$seed" "$@"; }
+            --data "$OUT/hym" --out "$OUT/$name-$seed" "$@" seed="$seed"; }
     run finetune --init-from "$OUT/pretrain"
     run probe --init-from "$OUT/pretrain" finetune.freeze=fc7
     run scratch init_from=null finetune.lr_mult=1 model.image_size=64 model.init=paper \
