@@ -15,14 +15,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "checkpoint every command accepts.")
     sub = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
     c = sub.add_parser("caffe", help="Caffe's bvlc_alexnet (.caffemodel) onto the paper model",
+                       usage="alexnet import caffe [-h] [DEPLOY.prototxt] WEIGHTS.caffemodel "
+                             "--out CKPT [--mean MEAN.binaryproto]",
                        description="Read Caffe's bvlc_alexnet.caffemodel (BVLC model zoo) "
                                    "without Caffe and write the `paper` model (input 227, "
                                    "Caffe's LRN k=1 across both towers) with its weights, "
                                    "Caffe's preprocessing and the ILSVRC-2012 classes.")
-    c.add_argument("files", nargs="+", metavar="[DEPLOY.prototxt] WEIGHTS.caffemodel",
-                   help="the weights; optionally first the deploy .prototxt, whose layer "
-                        "parameters are then checked instead of those stored in the weights")
-    c.add_argument("--out", required=True, help="checkpoint to write, e.g. paper-caffe.pt")
+    c.add_argument("files", nargs="+", metavar="FILE",
+                   help="[DEPLOY.prototxt] WEIGHTS.caffemodel: the weights, optionally after "
+                        "the deploy .prototxt, whose layer parameters are then checked instead "
+                        "of those the weights file stores")
+    c.add_argument("--out", required=True, metavar="CKPT",
+                   help="checkpoint to write, e.g. paper-caffe.pt")
     c.add_argument("--mean", default=None, metavar="MEAN.binaryproto",
                    help="Caffe's mean image (imagenet_mean.binaryproto, 3x256x256 BGR) to "
                         "subtract instead of its per-channel mean (BGR 104.0, 116.7, 122.7)")
@@ -36,6 +40,9 @@ def cmd_import_caffe(args: argparse.Namespace) -> int:
     if len(args.files) > 2:
         raise ConfigError(f"expected [DEPLOY.prototxt] WEIGHTS.caffemodel, got {len(args.files)} "
                           f"files: {' '.join(args.files)}")
+    if len(args.files) == 2 and args.files[0].endswith(".caffemodel") \
+            and args.files[1].endswith(".prototxt"):
+        args.files.reverse()  # the usual order is deploy, weights; the suffixes say which is which
     *deploy, weights = args.files
     out = Path(args.out)
     for given in [weights, *deploy, args.mean]:
