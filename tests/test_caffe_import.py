@@ -23,7 +23,7 @@ from alexnet.errors import CheckpointError, DataError
 from alexnet.models import create_model
 from alexnet.models.caffe import CAFFE_MEAN_BGR, caffe_checkpoint, read_caffemodel
 
-pb = pytest.importorskip("google.protobuf")
+pytest.importorskip("google.protobuf")
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # noqa: E402
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hymenoptera"
