@@ -18,8 +18,8 @@ from alexnet.models.base import AlexNetBase
 from alexnet.models.dropout import make_dropout
 from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm
 
-# §3.3: k=2, n=5, α=1e-4, β=0.75.
-LRN_ARGS = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
+# §3.3: n=5, α=1e-4, β=0.75; k=2 is the `lrn_k` option's default (Caffe's LRN uses k=1).
+LRN_ARGS = {"size": 5, "alpha": 1e-4, "beta": 0.75}
 # The released code's same-map norm after conv2 (`cnorm2a/b`): layer-params-145.cfg gives
 # scale=0.001, pow=0.75 and no minDiv; layer.py divides the scale by size²; cuda-convnet's
 # response-norm kernel computes the denominator as 1 + scale·Σ (k = 1).
@@ -60,18 +60,25 @@ def pooled(size: int, kernel: int, stride: int) -> int:
 
 
 class PaperAlexNet(AlexNetBase):
-    """The paper family. `variant` picks the layout; options are the paper's ablations."""
+    """The paper family. `variant` picks the layout; options are the paper's ablations.
+
+    `lrn_k`: the LRN's additive constant, §3.3's k=2; Caffe's LRN layer defaults to k=1
+    (caffe.proto, LRNParameter.k), which the imported bvlc_alexnet weights need.
+    """
 
     def __init__(self, variant: str = "paper", num_classes: int = 1000, in_channels: int = 3,
                  *, lrn: bool = True, pool: str = "overlap", activation: str = "relu",
                  dropout: float = 0.5, image_size: int = 224, init: str | None = None,
                  lrn_alpha_over_n: bool = True, lrn_per_tower: bool = True,
-                 dropout_scaling: str = "test", init_bias: float = 1.0) -> None:
+                 dropout_scaling: str = "test", init_bias: float = 1.0,
+                 lrn_k: float = 2.0) -> None:
         super().__init__()
         if pool not in ("overlap", "non-overlap"):
             raise ConfigError(f"pool must be 'overlap' or 'non-overlap', got {pool!r}")
         if activation not in ("relu", "tanh"):
             raise ConfigError(f"activation must be 'relu' or 'tanh', got {activation!r}")
+        if not float(lrn_k) > 0:
+            raise ConfigError(f"lrn_k must be a number > 0 (§3.3: 2; Caffe: 1), got {lrn_k!r}")
         init = init or ("original" if variant == "original" else "paper")
         if init not in ("paper", "original", "xavier"):
             raise ConfigError(f"init must be 'paper', 'original' or 'xavier', got {init!r}")
@@ -79,7 +86,8 @@ class PaperAlexNet(AlexNetBase):
                        "lrn": lrn, "pool": pool, "activation": activation, "dropout": dropout,
                        "image_size": image_size, "init": init,
                        "lrn_alpha_over_n": lrn_alpha_over_n, "lrn_per_tower": lrn_per_tower,
-                       "dropout_scaling": dropout_scaling, "init_bias": float(init_bias)}
+                       "dropout_scaling": dropout_scaling, "init_bias": float(init_bias),
+                       "lrn_k": float(lrn_k)}
         make_dropout(dropout, dropout_scaling)  # checks both before anything is built
         layout = LAYOUTS[variant]
         self.towers = layout.groups
@@ -95,8 +103,8 @@ class PaperAlexNet(AlexNetBase):
             # Two towers: each GPU normalised only its own maps (layers-145.cfg: rnorm1a/rnorm1b),
             # so the 5-map window never spans the towers. lrn_per_tower=false: one window over all.
             groups = g if lrn_per_tower else 1
-            return LocalResponseNorm(**LRN_ARGS, alpha_over_n=lrn_alpha_over_n, groups=groups) \
-                if lrn else nn.Identity()
+            return LocalResponseNorm(**LRN_ARGS, k=float(lrn_k), alpha_over_n=lrn_alpha_over_n,
+                                     groups=groups) if lrn else nn.Identity()
 
         s1, pad1 = conv1_geometry(image_size)
         s2 = pooled(s1, pk, ps)  # 27 at 224
