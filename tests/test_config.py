@@ -127,6 +127,13 @@ def test_a_size_that_disagrees_names_the_key_to_change():
 # Every recipe, quick and full, on its own source and on others: (image_size, crop, resize,
 # flip) as the recipes resolved before the sizes were derived from model.image_size.
 BEFORE = [
+    # finetune: the loaded model's size; resolved alone, the default model's
+    ('finetune', False, '/data', 224, 224, 256, True),
+    ('finetune', False, 'cifar10', 224, 224, 224, True),
+    ('finetune', False, 'fashion-mnist', 224, 224, 224, True),
+    ('finetune', True, '/data', 224, 224, 256, True),
+    ('finetune', True, 'cifar10', 224, 224, 224, True),
+    ('finetune', True, 'fashion-mnist', 224, 224, 224, True),
     ('fashion-mnist', False, '/data', 224, None, 224, False),
     ('fashion-mnist', False, None, 224, None, 224, False),
     ('fashion-mnist', False, 'cifar10', 224, None, 224, False),

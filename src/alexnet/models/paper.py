@@ -146,7 +146,6 @@ class PaperAlexNet(AlexNetBase):
             ("drop7", make_dropout(dropout, dropout_scaling)),
             ("fc8", nn.Linear(4096, num_classes)),  # logits: no ReLU on fc8
         ]))
-        self.embed_depth = 5  # fc6, relu6, drop6, fc7, relu7
         self.reset_parameters()
 
     def _layers(self) -> dict[str, nn.Conv2d | nn.Linear]:

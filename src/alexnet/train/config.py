@@ -143,6 +143,8 @@ MODEL_OPTIONS: dict[str, Key] = {
                                                "its tower"),
     "dropout_scaling": Key(FROM_THE_MODEL, one_of("test", "train"),
                            "§4.2: ×0.5 at test; train: inverted dropout (PyTorch, Caffe)"),
+    "lrn_k": Key(FROM_THE_MODEL, number("a number > 0", lambda v: v > 0),
+                 "§3.3: k=2; Caffe's bvlc_alexnet (alexnet import caffe): 1"),
     "init_bias": Key(FROM_THE_MODEL, number("a number", lambda v: True),
                      "§5: biases of 1 in conv2, conv4, conv5, fc6, fc7; Caffe: 0.1 "
                      "(docs/paper-facts.md)"),
