@@ -18,7 +18,6 @@ from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_p
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, ConfigError, DataError
 from alexnet.evaluation.checkpoints import (
-    check_classes,
     data_bundle,
     data_mapping,
     display_names,
@@ -92,7 +91,7 @@ def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
                   device: str | torch.device | None = "auto", progress: bool = True
                   ) -> dict[str, Any]:
     """Features (N, D, float16) at `layer` of a split of `data` (default: the checkpoint's
-    source), its images normalised as the checkpoint's model was trained."""
+    source, with any classes), its images normalised as the checkpoint's model was trained."""
     if layer not in EMBED_LAYERS:
         raise ConfigError(f"unknown layer {layer!r}; choose one of {', '.join(EMBED_LAYERS)}")
     source = resolve_checkpoint_path(checkpoint)
@@ -105,8 +104,9 @@ def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
     normalization = stored_normalization(state)
     bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0,
                          normalization=normalization)
-    check_classes(state, bundle, str(mapping["source"]))
-    model, _ = load_model(state, expect_num_classes=bundle.num_classes)
+    # Features are descriptors of any images: the data's classes need not be the model's
+    # (ImageNet weights on one's own photos); the stored targets are the data's labels.
+    model, _ = load_model(state)
     feats, targets = extract_features(model, feature_batches(bundle, split), device=dev,
                                       progress=progress, layer=layer)
     meta = {"checkpoint": str(checkpoint), "model": dict(model.config),
