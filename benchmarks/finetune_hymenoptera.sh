@@ -6,7 +6,7 @@
 #     the paper recipe at 64 px for 10 epochs, then fine-tuned (new fc8; loaded layers at 1/10
 #     of its rate) and, as a linear probe, with everything but fc8 frozen;
 #   - scratch: the same model, recipe and budget from §5's init (biases 0.1, as the paper recipe).
-# Usage: bash benchmarks/finetune_hymenoptera.sh [OUT] [SEEDS]   (about 10 minutes on 2 cores)
+# Usage: bash benchmarks/finetune_hymenoptera.sh [OUT] [SEEDS]   (about 25 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${1:-runs/finetune-hymenoptera}
