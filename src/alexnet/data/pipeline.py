@@ -25,6 +25,18 @@ from alexnet.errors import DataError
 
 
 @dataclass
+class Plan:
+    """The random draws of one training batch (`Pipeline.plan`)."""
+
+    tops: torch.Tensor  # int64 (B,)
+    lefts: torch.Tensor  # int64 (B,)
+    flips: torch.Tensor | None  # bool (B,), None without flipping
+    alphas: torch.Tensor | None  # (B, 3) lighting α, None without lighting
+    shift: torch.Tensor | None  # (B, 3) the RGB shift of the α (`lighting_shift`)
+    divisor: float  # convdata.py's 1 + noise coefficient while the noise is on, else 1
+
+
+@dataclass
 class Pipeline:
     """resize -> channels -> PCA lighting -> normalise -> crop + flip (train) or views (eval).
 
@@ -81,34 +93,66 @@ class Pipeline:
         x = normalize(x, self.mean, self.std)
         return fit_square(x, self.resize) if early else x
 
-    def train(self, x: torch.Tensor, gen: torch.Generator, lighting: bool = True) -> torch.Tensor:
-        """Augmented, normalised (B, C, crop, crop) with randomness drawn from `gen` (CPU)."""
-        n = x.shape[0]
-        crop = self.size
-        tops, lefts = crop_offsets(gen, n, self.resize, crop, self.chunk)
+    def plan(self, gen: torch.Generator, n: int, lighting: bool = True) -> Plan:
+        """The random draws of a training batch of `n` images from `gen` (CPU), in a fixed
+        order: crop offsets, flips, lighting α."""
+        tops, lefts = crop_offsets(gen, n, self.resize, self.size, self.chunk)
         flips = flip_flags(gen, n, self.chunk)
         alphas = lighting_alphas(gen, n, self.lighting_std)
         use_lighting = lighting and self.lighting_std > 0
-        divisor = self.noise_divisor if use_lighting else 1.0
+        shift = None  # (B, 3) PCA lighting, added to the patch before the mean is taken off
+        if use_lighting and self.eigval is not None and self.channels == 3:
+            shift = lighting_shift(alphas, self.eigval, self.eigvec)
+        return Plan(tops, lefts, flips if self.flip else None, alphas if use_lighting else None,
+                    shift, self.noise_divisor if use_lighting else 1.0)
+
+    def train(self, x: torch.Tensor, gen: torch.Generator, lighting: bool = True) -> torch.Tensor:
+        """Augmented, normalised (B, C, crop, crop) with randomness drawn from `gen` (CPU)."""
+        return self.apply(x, self.plan(gen, x.shape[0], lighting))
+
+    def apply(self, x: torch.Tensor, plan: Plan) -> torch.Tensor:
+        """`train` with its draws given: uint8/float (B, C, H, W) -> float (B, C, crop, crop)."""
+        crop, divisor = self.size, plan.divisor
         if crop == self.resize and not self.flip:  # no spatial augmentation
-            return (self.normalized(x, alphas if use_lighting else None) / divisor).contiguous()
-        if x.shape[1] != self.channels or x.shape[-2:] != (self.resize, self.resize):
+            return (self.normalized(x, plan.alphas) / divisor).contiguous()
+        if not self.takes_as_loaded(x.shape, x.dtype):
             x = x.float()
             if x.shape[1] > self.channels:
                 x = to_channels(x, self.channels)
             x = to_channels(fit_square(x, self.resize), self.channels)  # (B, C, R, R)
         # else x stays as loaded (uint8 (B, C, R, R)): each patch is converted on its own
-        mirror = flips if self.flip else None
-        shift = None  # (B, 3) PCA lighting, added to the patch before the mean is taken off
-        if use_lighting and self.eigval is not None and self.channels == 3:
-            shift = lighting_shift(alphas, self.eigval, self.eigvec)
         if self.mean_window == "center" and self.mean.shape[-1] != 1:
-            out = crop_normalize(x, tops, lefts, crop, torch.zeros_like(self.std), self.std,
-                                 mirror, shift)
+            out = crop_normalize(x, plan.tops, plan.lefts, crop, torch.zeros_like(self.std),
+                                 self.std, plan.flips, plan.shift)
             out = out - center_crop(self.mean, crop) / self.std  # convdata.py's data_mean_crop
         else:  # mean (C, 1, 1), or §2's mean image (C, R, R): the patch's own window of it
-            out = crop_normalize(x, tops, lefts, crop, self.mean, self.std, mirror, shift)
+            out = crop_normalize(x, plan.tops, plan.lefts, crop, self.mean, self.std,
+                                 plan.flips, plan.shift)
         return out / divisor if divisor != 1.0 else out
+
+    def takes_as_loaded(self, shape: torch.Size | tuple[int, ...], dtype: torch.dtype) -> bool:
+        """Whether `apply` crops images of this shape straight from their loaded pixels."""
+        return shape[1] == self.channels and tuple(shape[-2:]) == (self.resize, self.resize)
+
+    def per_image(self, side: int, device: torch.device) -> bool:
+        """Whether CPU images of `side`² can be augmented one at a time (`apply_one`) with the
+        numbers `apply` gives the batch: the crop + normalise path, on the CPU."""
+        return (device.type == "cpu" and (self.size != self.resize or self.flip)
+                and self.takes_as_loaded((1, self.channels, side, side), torch.uint8)
+                and not (self.mean_window == "center" and self.mean.shape[-1] != 1))
+
+    def apply_one(self, image: torch.Tensor, plan: Plan, k: int, out: torch.Tensor,
+                  mirrored: torch.Tensor | None = None) -> None:
+        """Image `k` of a batch planned by `plan`: uint8 (C, R, R) -> `out` (C, crop, crop),
+        as `apply` computes it for the whole batch (see `per_image`); `mirrored`: the mean
+        image mirrored (`mean.flip(-1)`), computed once per batch by the caller."""
+        one = slice(k, k + 1)
+        crop_normalize(image[None], plan.tops[one], plan.lefts[one], self.size, self.mean,
+                       self.std, None if plan.flips is None else plan.flips[one],
+                       None if plan.shift is None else plan.shift[one], per_image=True,
+                       out=out[None], mirrored=mirrored)
+        if plan.divisor != 1.0:
+            out.div_(plan.divisor)
 
     def eval(self, x: torch.Tensor, views: str = "center") -> torch.Tensor:
         """(B, C, s, s) centre views or (B, 10, C, s, s) ten views (§4.1)."""
