@@ -1,5 +1,5 @@
-"""`alexnet eval | predict | features | neighbors | report | export`: parse and dispatch to
-alexnet.evaluation and alexnet.figures.
+"""`alexnet eval | predict | features | neighbors | kernels | report | export`: parse and
+dispatch to alexnet.evaluation and alexnet.figures.
 
 Each command imports its implementation when it runs: `alexnet.cli` imports every command
 module to build its parser, and torch, torchvision and matplotlib take seconds to import, which
@@ -84,6 +84,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=_positive, default=65536, help="stored vectors per chunk")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_neighbors)
+
+    p = subparsers.add_parser(
+        "kernels", help="how colour-specific conv1's kernels are, per tower (Fig. 3)",
+        description="Fig. 3 as a number: the chroma of each conv1 kernel (0 = grey, 0.816 = "
+                    "one channel only, 1 = opponent colours), summarised per tower (§6.1: "
+                    "tower 1 largely colour-agnostic, tower 2 colour-specific).")
+    p.add_argument("checkpoint", metavar="CKPT", help=ckpt_help)
+    p.add_argument("--figure", metavar="FILE", help="also draw the kernels (Fig. 3) to FILE")
+    p.add_argument("--json", action="store_true", help="print JSON (with every kernel's chroma)")
+    p.set_defaults(func=_kernels)
 
     p = subparsers.add_parser(
         "report", parents=[common], help="HTML + Markdown reproduction report of a run",
@@ -189,6 +199,16 @@ def _neighbors(args: argparse.Namespace) -> int:
         for n in q["neighbors"]:
             print(f"  #{n['index']:<8} distance {n['distance']:10.4f}  {n['label']}")
     if "figure" in r:
+        print(f"figure -> {r['figure']}")
+    return 0
+
+
+def _kernels(args: argparse.Namespace) -> int:
+    from alexnet.evaluation.kernel_colour import checkpoint_kernel_colour, format_kernel_colour
+
+    r = checkpoint_kernel_colour(args.checkpoint, figure=args.figure)
+    print(json.dumps(r, indent=2) if args.json else format_kernel_colour(r))
+    if "figure" in r and not args.json:
         print(f"figure -> {r['figure']}")
     return 0
 
