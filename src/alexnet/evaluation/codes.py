@@ -25,7 +25,8 @@ training an auto-encoder to compress these vectors to short binary codes."
 - `pack_bits` / `unpack_bits`: codes as bytes (64 bits: 8 bytes per image, against 8 KB for a
   4096-d float16 vector).
 - `hamming_neighbors`: the k stored codes nearest to each query code in Hamming distance,
-  popcount of XOR over 64-bit words, chunked like the Euclidean search.
+  popcount of XOR over 64-bit words (or a ±1 matrix product), chunked like the Euclidean
+  search.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -232,11 +234,25 @@ def _chunk_distances(queries: Any, chunk: torch.Tensor, method: str, block: int
         return ((nbits - queries @ _signs(chunk).T) / 2).round().long()  # exact below 2^24
     b = _words(chunk)  # (c, w)
     rows = max(1, block // max(1, b.numel()))  # queries per XOR table of at most `block` words
-    return torch.cat([popcount64(queries[i:i + rows, None, :] ^ b[None]).sum(2)
+    return torch.cat([xor_popcount(queries[i:i + rows], b)
                       for i in range(0, len(queries), rows)])
 
 
-HAMMING_METHODS = ("matmul", "popcount")
+NUMPY_POPCOUNT = hasattr(np, "bitwise_count")  # numpy >= 2.0: the CPU's popcount instruction
+
+
+def xor_popcount(q: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Bits that differ, (q, c) int64, between 64-bit words (q, w) and (c, w): numpy's
+    `bitwise_count` on CPU tensors where it exists (tens of times faster than shifts and masks
+    in torch), else `popcount64`."""
+    if NUMPY_POPCOUNT and q.device.type == "cpu":
+        qn, bn = q.numpy().view(np.uint64), b.numpy().view(np.uint64)
+        return torch.from_numpy(np.bitwise_count(qn[:, None, :] ^ bn[None]).sum(
+            2, dtype=np.int64))
+    return popcount64(q[:, None, :] ^ b[None]).sum(2)
+
+
+HAMMING_METHODS = ("popcount", "matmul")
 
 
 @torch.no_grad()
@@ -249,17 +265,17 @@ def hamming_distances(queries: torch.Tensor, base: torch.Tensor, method: str = "
 
 @torch.no_grad()
 def hamming_neighbors(queries: torch.Tensor, base: torch.Tensor, k: int = 6, *,
-                      chunk_size: int = 65536, method: str = "matmul", block: int = 1 << 22
+                      chunk_size: int = 65536, method: str = "popcount", block: int = 1 << 22
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """The `k` packed codes of `base` (N, W) nearest to each packed query (Q, W) in Hamming
     distance: (distances (Q, k) int64 ascending, indices (Q, k)); ties go to the lower index,
     so the result is the brute-force sort's. `base` is read `chunk_size` codes at a time, so
     memory is bounded whatever N is.
 
-    `method`: `popcount` XORs 64-bit words and counts their bits (SWAR; each XOR table holds
-    at most `block` words); `matmul` unpacks each chunk to ±1 floats and takes one matrix
-    product (distance = (bits − q·b) / 2): the same integers, and on CPUs several times faster
-    in PyTorch, whose integer shifts and masks are far slower than its matrix product."""
+    `method`: `popcount` XORs 64-bit words and counts their bits (`xor_popcount`; each XOR
+    table holds at most `block` words); `matmul` unpacks each chunk to ±1 floats and takes one
+    matrix product (distance = (bits − q·b) / 2). Both give the same integers; which is faster
+    depends on the machine (benchmarks/retrieval_codes.py)."""
     n = base.shape[0]
     if n == 0:
         raise DataError("the code set is empty: no neighbours to search")

@@ -264,8 +264,9 @@ def code_search_report(stored: torch.Tensor, stored_labels: torch.Tensor,
                        repeats: int = 3) -> dict[str, Any]:
     """§6.1's proposal measured: precision@k and queries per second of the Euclidean search
     over the stored vectors (N, D), and of the Hamming search over each code set's packed
-    codes (`train_code_sets`, or a features file's); a Hamming query's time includes encoding
-    it. CPU times: one process, the machine's threads; the best of `repeats` runs."""
+    codes (`train_code_sets`, or a features file's), by popcount (`queries_per_s`) and by ±1
+    matrix product (`queries_per_s_matmul`); a Hamming query's time includes encoding it.
+    CPU times: one process, the machine's threads; the best of `repeats` runs."""
     q = queries.float()  # (Q, D)
     euclidean = {
         "precision": euclidean_precision(q, query_labels, stored, stored_labels, k),
@@ -278,9 +279,12 @@ def code_search_report(stored: torch.Tensor, stored_labels: torch.Tensor,
         codes[b] = {
             "precision": hamming_precision(encoder.codes(q), query_labels, base, stored_labels,
                                            k, seed=seed),
-            "queries_per_s": queries_per_second(
-                lambda e=encoder, c=base: hamming_neighbors(e.codes(q), c, k), len(q),
-                repeats),
+            **{key: queries_per_second(
+                lambda e=encoder, c=base, m=method: hamming_neighbors(e.codes(q), c, k,
+                                                                      method=m),
+                len(q), repeats)
+               for key, method in (("queries_per_s", "popcount"),
+                                   ("queries_per_s_matmul", "matmul"))},
             "bytes_per_image": base.shape[1], "training": record}
     return {"k": k, "stored": len(stored), "queries": len(q), "euclidean": euclidean,
             "codes": codes}
@@ -355,14 +359,20 @@ def format_retrieval(result: dict[str, Any]) -> str:
              f"  raw pixels ({result['dims']['pixels']:,}-d, Euclidean):   "
              f"{result['pixels']:.3f}",
              f"  chance (same label at random):        {result['chance']:.3f}"]
-    codes = result.get("codes")
-    if codes:
-        e = codes["euclidean"]
-        lines.append(f"  search over the stored {result['layer']} vectors: Euclidean "
-                     f"{e['precision']:.3f}, {e['queries_per_s']:,.0f} queries/s, "
-                     f"{e['bytes_per_image']:,} bytes per image")
-        for b, c in codes["codes"].items():
-            lines.append(f"  {b:>4}-bit codes, Hamming: {c['precision']:.3f}, "
-                         f"{c['queries_per_s']:,.0f} queries/s, {c['bytes_per_image']} bytes "
-                         "per image")
+    if result.get("codes"):
+        lines.append(format_code_report(result["codes"], result["layer"]))
+    return "\n".join(lines)
+
+
+def format_code_report(report: dict[str, Any], layer: str = DEFAULT_LAYER) -> str:
+    """`code_search_report`'s numbers, one line per search."""
+    e = report["euclidean"]
+    lines = [f"  search over {report['stored']:,} stored {layer} vectors, precision@"
+             f"{report['k']} and queries/s ({report['queries']:,} queries):",
+             f"    Euclidean:           {e['precision']:.3f}, {e['queries_per_s']:>9,.0f} "
+             f"queries/s, {e['bytes_per_image']:,} bytes per image"]
+    for b, c in report["codes"].items():
+        lines.append(f"    {b:>4}-bit Hamming:    {c['precision']:.3f}, "
+                     f"{c['queries_per_s']:>9,.0f} queries/s ({c['queries_per_s_matmul']:,.0f}"
+                     f" by matrix product), {c['bytes_per_image']} bytes per image")
     return "\n".join(lines)
