@@ -80,7 +80,7 @@ class CodeEncoder(nn.Module):
 def fit_pca(encoder: CodeEncoder, x: torch.Tensor, seed: int) -> None:
     """Set the encoder's mean, principal components and scale from training vectors (N, D)."""
     encoder.mean.copy_(x.mean(0))
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[]):  # the CPU generator only
         torch.manual_seed(seed)  # pca_lowrank draws a random start
         _, _, v = torch.pca_lowrank(x - encoder.mean, q=encoder.projection.shape[1],
                                     center=False, niter=4)  # v: (D, P)
@@ -119,7 +119,7 @@ def train_codes(features: torch.Tensor, bits: int, *, binarize: str = "straight-
     x = features[::step].float()  # (N, D)
     pca_dims = min(pca_dims, *x.shape)
     g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[]):  # the CPU generator only
         torch.manual_seed(seed)
         encoder = CodeEncoder(x.shape[1], bits, hidden, pca_dims)
         decoder = nn.Sequential(nn.Linear(bits, hidden), nn.ReLU(), nn.Linear(hidden, pca_dims))
