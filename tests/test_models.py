@@ -229,3 +229,111 @@ def test_owt_matches_torchvision() -> None:
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         assert torch.allclose(ours(x), ref(x), atol=1e-6)
+
+
+# ---------------------------------------------------------------- §7: one conv layer removed
+
+# remove_conv -> (parameters at 1000 classes, 224: the removed layer's gone, the next layer's
+# input width changed), the next layer's (name, weight shape)
+REMOVED = {
+    2: (60_104_808, "features.conv3", (384, 96, 3, 3)),  # conv3 takes pool1's 96 maps
+    3: (59_858_920, "features.conv4", (384, 128, 3, 3)),  # conv2's 256, still groups=2
+    4: (60_301_288, "features.conv5", (256, 192, 3, 3)),  # conv3's 384, groups=2: as before
+    5: (79_396_968, "classifier.fc6", (4096, 384 * 6 * 6)),  # conv4's 384 maps, pooled
+}
+
+
+@pytest.mark.parametrize("k", list(REMOVED))
+def test_remove_conv_shapes_and_parameters(k: int) -> None:
+    params, nxt, shape = REMOVED[k]
+    model = create_model("paper", remove_conv=k)
+    state = model.state_dict()
+    assert sum(p.numel() for p in model.parameters()) == params
+    assert tuple(state[f"{nxt}.weight"].shape) == shape
+    assert f"features.conv{k}.weight" not in state and not hasattr(model.features, f"relu{k}")
+    # every other layer keeps the full net's key and shape
+    full = create_model("paper").state_dict()
+    kept = {key for key in full if not key.startswith((f"features.conv{k}.", f"{nxt}."))}
+    assert kept == set(state) - {f"{nxt}.weight", f"{nxt}.bias"}
+    assert all(state[key].shape == full[key].shape for key in kept)
+    rows = {r.name: r.output_shape for r in layer_table(model)}
+    assert rows["features.pool5"] == [384 if k == 5 else 256, 6, 6]
+    assert rows["features.pool2"] == [96 if k == 2 else 256, 13, 13]
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert model(x).shape == (2, 1000) and model.embed(x).shape == (2, 4096)
+        assert model.embed(x, "conv5").shape == (2, (384 if k == 5 else 256) * 13 * 13)
+    assert model.config["remove_conv"] == k and create_model(**model.config).config == model.config
+
+
+def test_remove_conv2_takes_its_norms_and_keeps_the_pooling() -> None:
+    for name in ("paper", "original"):
+        names = [n for n, _ in create_model(name, remove_conv=2).features.named_children()]
+        assert "pool2" in names and not {"conv2", "relu2", "lrn2", "rnorm2"} & set(names), name
+
+
+def test_remove_conv_keeps_the_towers_apart_until_they_meet() -> None:
+    """conv3 gone: conv4 (groups=2) takes conv2's maps tower by tower, so tower 1's conv4
+    kernels never see tower 2's 128 maps."""
+    layer = create_model("paper", remove_conv=3).features.conv4
+    g = _grad_of_input_channels(layer, torch.randn(1, 256, 13, 13), slice(0, 192))
+    assert g[:128].gt(0).all() and g[128:].eq(0).all()
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_remove_conv_two_towers_on_two_devices_equal_the_one_device_model(k: int) -> None:
+    from alexnet.train.towers import TwoTowerParallel
+
+    model = create_model("paper", num_classes=5, image_size=64, dropout=0.0,
+                         remove_conv=k).double()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    torch.testing.assert_close(TwoTowerParallel(model, ["cpu", "cpu"])(x), model(x))
+
+
+def test_remove_conv_init_follows_the_layer_names() -> None:
+    """§5's biases of 1 stay with conv4 and conv5 whatever is removed."""
+    model = create_model("paper", remove_conv=3)
+    layers = model._layers()
+    assert list(layers) == ["conv1", "conv2", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    assert layers["conv4"].bias.eq(1.0).all() and layers["conv2"].bias.eq(1.0).all()
+
+
+def test_checkpoints_without_remove_conv_load_the_full_net() -> None:
+    from alexnet.checkpoint import load_model
+
+    model = create_model("paper", num_classes=3, image_size=64)
+    config = {k: v for k, v in model.config.items() if k != "remove_conv"}  # an older file
+    loaded, _ = load_model({"format": "alexnet-checkpoint/1",
+                            "model": {"config": config, "state_dict": model.state_dict()}})
+    assert loaded.config["remove_conv"] is None and hasattr(loaded.features, "conv4")
+
+
+@pytest.mark.parametrize("value", [1, 6, True, 3.0, "4"])
+def test_remove_conv_refuses_other_values(value: object) -> None:
+    from alexnet.recipes import load_recipe
+    from alexnet.train.config import resolve_config, validate_config
+
+    with pytest.raises(AlexNetError, match="remove_conv"):
+        create_model("paper", remove_conv=value)
+    cfg = resolve_config(load_recipe("paper"), {"data.source": "/nowhere", "device": "cpu",
+                                                "model.remove_conv": value}, cuda=True)
+    with pytest.raises(AlexNetError, match=r"model.remove_conv=.*expected null, 2, 3, 4 or 5"):
+        validate_config(cfg)
+
+
+def test_remove_conv_in_the_run_config_and_summary(capsys: pytest.CaptureFixture) -> None:
+    from alexnet.cli import main
+    from alexnet.recipes import load_recipe
+    from alexnet.schema import parse_overrides
+    from alexnet.train.config import check_model_options, resolve_config
+
+    for text in ("4", "null"):
+        cfg = resolve_config(load_recipe("paper"),
+                             parse_overrides([f"model.remove_conv={text}"]), cuda=True)
+        assert cfg["model"]["remove_conv"] == (4 if text == "4" else None)
+        model = {k: v for k, v in cfg["model"].items() if k != "name"}
+        assert check_model_options("paper", model) == []
+    assert "has no option 'remove_conv'" in check_model_options("owt", {"remove_conv": 4})[0]
+    assert main(["summary", "paper", "-o", "remove_conv=4"]) == 0
+    out = capsys.readouterr().out
+    assert "features.conv4" not in out and "total parameters 60,301,288" in out

@@ -1,5 +1,5 @@
-"""`alexnet eval | predict | features | neighbors | report | export`: parse and dispatch to
-alexnet.evaluation and alexnet.figures.
+"""`alexnet eval | predict | features | neighbors | retrieval | kernels | report | export`:
+parse and dispatch to alexnet.evaluation and alexnet.figures.
 
 Each command imports its implementation when it runs: `alexnet.cli` imports every command
 module to build its parser, and torch, torchvision and matplotlib take seconds to import, which
@@ -70,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("train", "val"), default="train")
     p.add_argument("--out", required=True, help="output file (.pt)")
     p.add_argument("--batch-size", type=_positive, default=128)
+    p.add_argument("--codes", type=_positive, nargs="+", metavar="BITS", default=(),
+                   help="also store §6.1's short binary codes of BITS bits (e.g. 64 128 256), "
+                        "from an auto-encoder trained on these features, for `neighbors "
+                        "--hamming`")
     p.set_defaults(func=_features)
 
     p = subparsers.add_parser(
@@ -82,8 +86,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="default: the one the features were made with")
     p.add_argument("--figure", metavar="FILE", help="draw the neighbours to FILE (.png)")
     p.add_argument("--chunk-size", type=_positive, default=65536, help="stored vectors per chunk")
+    p.add_argument("--hamming", type=_positive, nargs="?", const=True, default=False,
+                   metavar="BITS", help="search the file's binary codes (`features --codes`) "
+                                        "by Hamming distance: its longest, or those of BITS")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_neighbors)
+
+    p = subparsers.add_parser(
+        "retrieval", parents=[common],
+        help="precision@k of nearest-neighbour retrieval: features vs pixels (Fig. 4)",
+        description="Fig. 4 as a number: for each validation image, its k nearest training "
+                    "images by the features (§6.1: fc7) and by the raw pixels of the same "
+                    "views; the fraction that share its label. --codes adds §6.1's binary "
+                    "codes: Hamming search against Euclidean, precision and queries/s.")
+    p.add_argument("checkpoint", metavar="CKPT", help=ckpt_help)
+    p.add_argument("--data", help="data source (default: the checkpoint's own; pretrained "
+                                  "weights need one)")
+    p.add_argument("-k", type=_positive, default=6, help="neighbours per query (Fig. 4: 6)")
+    p.add_argument("--layer", choices=("conv5", "pool5", "fc6", "fc7"), default="fc7")
+    p.add_argument("--limit", type=_positive, metavar="N",
+                   help="validation images to query, spread over the split (default: all)")
+    p.add_argument("--stored-limit", type=_positive, metavar="N",
+                   help="training images to search, spread over the split (default: all)")
+    p.add_argument("--codes", type=_positive, nargs="+", metavar="BITS", default=(),
+                   help="binary code lengths to compare, e.g. 64 128 256")
+    p.add_argument("--batch-size", type=_positive, default=128)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_retrieval)
+
+    p = subparsers.add_parser(
+        "kernels", help="how colour-specific conv1's kernels are, per tower (Fig. 3)",
+        description="Fig. 3 as a number: the chroma of each conv1 kernel (0 = grey, 0.816 = "
+                    "one channel only, 1 = opponent colours), summarised per tower (§6.1: "
+                    "tower 1 largely colour-agnostic, tower 2 colour-specific).")
+    p.add_argument("checkpoint", metavar="CKPT", help=ckpt_help)
+    p.add_argument("--figure", metavar="FILE", help="also draw the kernels (Fig. 3) to FILE")
+    p.add_argument("--json", action="store_true", help="print JSON (with every kernel's chroma)")
+    p.set_defaults(func=_kernels)
 
     p = subparsers.add_parser(
         "report", parents=[common], help="HTML + Markdown reproduction report of a run",
@@ -170,9 +209,14 @@ def _features(args: argparse.Namespace) -> int:
     from alexnet.evaluation.features import make_features
 
     r = make_features(args.checkpoint, args.out, data=args.data, split=args.split,
-                      batch_size=args.batch_size, layer=args.layer, device=args.device)
+                      batch_size=args.batch_size, layer=args.layer, device=args.device,
+                      codes=args.codes)
     print(f"{r['images']:,} feature vectors of {r['dim']} dimensions ({r['layer']}, "
           f"{r['split']} split) -> {r['path']}")
+    for c in r["codes"]:
+        print(f"{c['bits']}-bit codes: reconstruction error from the bits "
+              f"{c['error_from_bits']:.3f} (0 = exact, 1 = the mean), {c['saturated']:.0%} of "
+              f"code units saturated, {c['ones']:.0%} ones, trained in {c['seconds']:.1f} s")
     return 0
 
 
@@ -180,15 +224,37 @@ def _neighbors(args: argparse.Namespace) -> int:
     from alexnet.evaluation.retrieval import find_neighbors
 
     r = find_neighbors(args.features, args.queries, k=args.k, checkpoint=args.checkpoint,
-                       figure=args.figure, chunk_size=args.chunk_size, device=args.device)
+                       figure=args.figure, chunk_size=args.chunk_size, device=args.device,
+                       hamming=args.hamming)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
+    print(f"{r['distance']} distance")
     for q in r["queries"]:
         print(f"{q['file']}:")
         for n in q["neighbors"]:
             print(f"  #{n['index']:<8} distance {n['distance']:10.4f}  {n['label']}")
     if "figure" in r:
+        print(f"figure -> {r['figure']}")
+    return 0
+
+
+def _retrieval(args: argparse.Namespace) -> int:
+    from alexnet.evaluation.retrieval import format_retrieval, retrieval_precision
+
+    r = retrieval_precision(args.checkpoint, args.data, k=args.k, layer=args.layer,
+                            limit=args.limit, stored_limit=args.stored_limit, bits=args.codes,
+                            batch_size=args.batch_size, device=args.device, progress=True)
+    print(json.dumps(r, indent=2) if args.json else format_retrieval(r))
+    return 0
+
+
+def _kernels(args: argparse.Namespace) -> int:
+    from alexnet.evaluation.kernel_colour import checkpoint_kernel_colour, format_kernel_colour
+
+    r = checkpoint_kernel_colour(args.checkpoint, figure=args.figure)
+    print(json.dumps(r, indent=2) if args.json else format_kernel_colour(r))
+    if "figure" in r and not args.json:
         print(f"figure -> {r['figure']}")
     return 0
 

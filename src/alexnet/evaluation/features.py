@@ -1,6 +1,12 @@
 """§6.1: the 4096-d last hidden layer as an image descriptor: extracted for every image of a
 split (`alexnet features`), saved to a file that `retrieval.py` searches memory-mapped. Other
-layers on request (`AlexNetBase.embed`'s conv5, pool5, fc6; fc7 is §6.1's)."""
+layers on request (`AlexNetBase.embed`'s conv5, pool5, fc6; fc7 is §6.1's).
+
+The file: `{"format": "alexnet-features/1", "features" (N, D) float16, "targets" (N,), "meta",
+"codes"?}`. `codes` (optional, `--codes BITS`: §6.1's short binary codes, evaluation/codes.py)
+maps the bit count, as text ("64"), to `{"packed": (N, BITS/8) uint8, "encoder": the encoder's
+state}`, so that queries can be encoded and searched by Hamming distance. Files without it
+(all made before it existed) load as before."""
 
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from alexnet.evaluation.checkpoints import (
     stored_normalization,
     weights_fingerprint,
 )
+from alexnet.evaluation.codes import encoder_state, load_encoder, train_codes
 from alexnet.evaluation.metrics import over_views
 from alexnet.models.base import DEFAULT_LAYER, EMBED_LAYERS
 
@@ -55,12 +62,51 @@ def extract_features(model: nn.Module, loader: Iterable[Any], *,
 
 
 def save_features(path: str | Path, features: torch.Tensor, targets: torch.Tensor,
-                  meta: dict[str, Any]) -> Path:
-    """Write `{"format", "features" (N, D), "targets" (N,), "meta"}` with torch.save."""
+                  meta: dict[str, Any], codes: dict[str, dict[str, Any]] | None = None
+                  ) -> Path:
+    """Write `{"format", "features" (N, D), "targets" (N,), "meta", "codes"?}` with
+    torch.save (`codes`: see `make_codes`; left out when there are none)."""
+    state = {"format": FORMAT, "features": features.contiguous(), "targets": targets,
+             "meta": meta}
+    if codes:
+        state["codes"] = codes
     with atomic_open(path, "wb") as f:
-        torch.save({"format": FORMAT, "features": features.contiguous(), "targets": targets,
-                    "meta": meta}, f)
+        torch.save(state, f)
     return Path(path)
+
+
+def make_codes(features: torch.Tensor, bits: Iterable[int], *, seed: int = 0
+               ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """§6.1's binary codes of `features` (N, D), one auto-encoder per bit count, trained on
+    these vectors (the stored set): ({"64": {"packed": (N, 8) uint8, "encoder": state}, ...},
+    the training records)."""
+    codes, records = {}, []
+    for b in sorted(set(bits)):
+        encoder, record = train_codes(features, b, seed=seed)
+        packed = encoder.codes(features)  # (N, b/8) uint8
+        codes[str(b)] = {"packed": packed, "encoder": encoder_state(encoder, record)}
+        records.append(record)
+    return codes, records
+
+
+def stored_codes(store: dict[str, Any], bits: int | None = None) -> tuple[int, dict[str, Any]]:
+    """(bit count, {"packed", "encoder"}) of a loaded features file: `bits`' codes, or the
+    longest stored when `bits` is None. A `DataError` when the file has none or not those."""
+    codes = store.get("codes") or {}
+    if not codes:
+        raise DataError("the features file has no binary codes: make it with `alexnet features "
+                        "... --codes 64` (§6.1's short codes) to search by Hamming distance")
+    if bits is None:
+        bits = max(int(b) for b in codes)
+    if str(bits) not in codes:
+        raise DataError(f"the features file has {', '.join(sorted(codes, key=int))}-bit codes, "
+                        f"not {bits}-bit ones")
+    return bits, codes[str(bits)]
+
+
+def encode_queries(entry: dict[str, Any], queries: torch.Tensor) -> torch.Tensor:
+    """Packed codes (Q, BITS/8) of query vectors (Q, D) through a stored encoder."""
+    return load_encoder(entry["encoder"]).codes(queries.float())
 
 
 def load_features(path: str | Path) -> dict[str, Any]:
@@ -88,10 +134,12 @@ def feature_batches(bundle: Any, split: str) -> Iterable[Any]:
 
 def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
                   split: str = "train", batch_size: int = 128, layer: str = DEFAULT_LAYER,
-                  device: str | torch.device | None = "auto", progress: bool = True
-                  ) -> dict[str, Any]:
+                  device: str | torch.device | None = "auto", progress: bool = True,
+                  codes: Iterable[int] = ()) -> dict[str, Any]:
     """Features (N, D, float16) at `layer` of a split of `data` (default: the checkpoint's
-    source, with any classes), its images normalised as the checkpoint's model was trained."""
+    source, with any classes), its images normalised as the checkpoint's model was trained.
+    `codes`: bit counts of §6.1's binary codes to add, each with an auto-encoder trained on
+    these features (`make_codes`)."""
     if layer not in EMBED_LAYERS:
         raise ConfigError(f"unknown layer {layer!r}; choose one of {', '.join(EMBED_LAYERS)}")
     source = resolve_checkpoint_path(checkpoint)
@@ -114,8 +162,9 @@ def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
             "layer": layer, "normalization": bundle.normalization,
             "batch_size": batch_size, "seed": 0,
             "classes": display_names({"classes": list(bundle.classes)}, bundle.num_classes)}
-    path = save_features(out, feats, targets, meta)
+    packed, records = make_codes(feats, codes) if codes else ({}, [])
+    path = save_features(out, feats, targets, meta, packed)
     return {"path": str(path), "images": len(feats), "dim": feats.shape[1], "split": split,
-            "layer": layer}
+            "layer": layer, "codes": records}
 
 

@@ -59,11 +59,46 @@ def pooled(size: int, kernel: int, stride: int) -> int:
     return (size - kernel) // stride + 1
 
 
+# §7: "removing any of the middle convolutional layers results in a loss of about 2% for the
+# top-1 performance". `remove_conv` takes conv2..conv5: conv2-conv4 lie between the first and
+# the last conv layer; conv5 is offered too, since "middle" may be read as "not conv1".
+REMOVABLE_CONVS = (2, 3, 4, 5)
+
+
+def check_remove_conv(value: object) -> int | None:
+    """`remove_conv` as given: None or one of REMOVABLE_CONVS (not a bool or a float)."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)
+                         and value in REMOVABLE_CONVS):
+        return value  # type: ignore[return-value]
+    raise ConfigError(f"remove_conv must be null or one of {', '.join(map(str, REMOVABLE_CONVS))}"
+                      f" (§7: remove one middle conv layer), got {value!r}")
+
+
+def removed_modules(remove_conv: int | None) -> set[str]:
+    """The `features` modules that `remove_conv` leaves out: the conv and its ReLU, and for
+    conv2 its norms too (they normalise conv2's responses); every pooling layer stays."""
+    if remove_conv is None:
+        return set()
+    k = remove_conv
+    return {f"conv{k}", f"relu{k}"} | ({"lrn2", "rnorm2"} if k == 2 else set())
+
+
 class PaperAlexNet(AlexNetBase):
     """The paper family. `variant` picks the layout; options are the paper's ablations.
 
     `lrn_k`: the LRN's additive constant, §3.3's k=2; Caffe's LRN layer defaults to k=1
     (caffe.proto, LRNParameter.k), which the imported bvlc_alexnet weights need.
+
+    `remove_conv`: §7's depth ablation, conv2, conv3, conv4 or conv5 left out with its ReLU
+    (conv2 also with its LRN; its pooling stays, so every later size is the paper's). The
+    rule: the next weight layer keeps its kernels, kernel size and tower connectivity and takes
+    the removed layer's input maps, since then only the removed layer's own parameters and the
+    next layer's input width change (nothing else is re-designed):
+    conv2 gone: conv3 takes pool1's 96 maps; conv3 gone: conv4 (still groups=2) takes conv2's
+    256, so the towers first meet at fc6; conv4 gone: conv5 takes conv3's 384; conv5 gone: pool5
+    pools conv4's 384 maps and fc6 takes 384·6·6 = 13824 inputs (+18.9 M weights at 224).
+    The remaining modules keep their names (features.conv5 stays conv5), so the state_dict of
+    every layer that is left has the full net's key.
     """
 
     def __init__(self, variant: str = "paper", num_classes: int = 1000, in_channels: int = 3,
@@ -71,12 +106,13 @@ class PaperAlexNet(AlexNetBase):
                  dropout: float = 0.5, image_size: int = 224, init: str | None = None,
                  lrn_alpha_over_n: bool = True, lrn_per_tower: bool = True,
                  dropout_scaling: str = "test", init_bias: float = 1.0,
-                 lrn_k: float = 2.0) -> None:
+                 lrn_k: float = 2.0, remove_conv: int | None = None) -> None:
         super().__init__()
         if pool not in ("overlap", "non-overlap"):
             raise ConfigError(f"pool must be 'overlap' or 'non-overlap', got {pool!r}")
         if activation not in ("relu", "tanh"):
             raise ConfigError(f"activation must be 'relu' or 'tanh', got {activation!r}")
+        remove_conv = check_remove_conv(remove_conv)
         if not float(lrn_k) > 0:
             raise ConfigError(f"lrn_k must be a number > 0 (§3.3: 2; Caffe: 1), got {lrn_k!r}")
         init = init or ("original" if variant == "original" else "paper")
@@ -87,7 +123,7 @@ class PaperAlexNet(AlexNetBase):
                        "image_size": image_size, "init": init,
                        "lrn_alpha_over_n": lrn_alpha_over_n, "lrn_per_tower": lrn_per_tower,
                        "dropout_scaling": dropout_scaling, "init_bias": float(init_bias),
-                       "lrn_k": float(lrn_k)}
+                       "lrn_k": float(lrn_k), "remove_conv": remove_conv}
         make_dropout(dropout, dropout_scaling)  # checks both before anything is built
         layout = LAYOUTS[variant]
         self.towers = layout.groups
@@ -116,12 +152,17 @@ class PaperAlexNet(AlexNetBase):
         conv1 = nn.Sequential(OrderedDict(
             pad=nn.ZeroPad2d((0, pad1, 0, pad1)),  # (B, C, 227, 227) at 224
             conv=nn.Conv2d(in_channels, c1, 11, stride=4)))  # (B, 96, 55, 55)
+        # Input maps of conv2..conv5 and fc6 (per position of the 6×6 grid). §7's ablation
+        # (`remove_conv`): the layer after the removed one takes the removed one's input maps.
+        ins = {2: c1, 3: c2, 4: c3, 5: c4, 6: c5}
+        if remove_conv is not None:
+            ins[remove_conv + 1] = ins[remove_conv]
         if variant == "original":
             # layers-145.cfg: conv1 -> cross-map norm -> pool (which carries the ReLU);
             # conv2 -> ReLU -> cross-map norm -> same-map norm (`rnorm`) -> pool.
             stem = [("conv1", conv1), ("lrn1", norm()), ("pool1", nn.MaxPool2d(pk, ps)),
                     ("relu1", act()),
-                    ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=g)), ("relu2", act()),
+                    ("conv2", nn.Conv2d(ins[2], c2, 5, padding=2, groups=g)), ("relu2", act()),
                     ("lrn2", norm()),
                     ("rnorm2", SameMapResponseNorm(**RNORM_ARGS) if lrn else nn.Identity()),
                     ("pool2", nn.MaxPool2d(pk, ps))]
@@ -129,16 +170,18 @@ class PaperAlexNet(AlexNetBase):
             # §3.3-3.4: LRN after the ReLU of conv1 and conv2, then overlapping pooling.
             stem = [("conv1", conv1), ("relu1", act()), ("lrn1", norm()),
                     ("pool1", nn.MaxPool2d(pk, ps)),  # (B, 96, 27, 27)
-                    ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=g)),  # (B, 256, 27, 27)
+                    ("conv2", nn.Conv2d(ins[2], c2, 5, padding=2, groups=g)),  # (B, 256, 27, 27)
                     ("relu2", act()), ("lrn2", norm()), ("pool2", nn.MaxPool2d(pk, ps))]
-        self.features = nn.Sequential(OrderedDict(stem + [  # (B, 256, 13, 13)
-            ("conv3", nn.Conv2d(c2, c3, 3, padding=1)), ("relu3", act()),  # both towers
-            ("conv4", nn.Conv2d(c3, c4, 3, padding=1, groups=g)), ("relu4", act()),
-            ("conv5", nn.Conv2d(c4, c5, 3, padding=1, groups=g)), ("relu5", act()),
+        layers = stem + [  # (B, 256, 13, 13)
+            ("conv3", nn.Conv2d(ins[3], c3, 3, padding=1)), ("relu3", act()),  # both towers
+            ("conv4", nn.Conv2d(ins[4], c4, 3, padding=1, groups=g)), ("relu4", act()),
+            ("conv5", nn.Conv2d(ins[5], c5, 3, padding=1, groups=g)), ("relu5", act()),
             ("pool5", nn.MaxPool2d(pk, ps)),  # (B, 256, 6, 6)
-        ]))
+        ]
+        gone = removed_modules(remove_conv)
+        self.features = nn.Sequential(OrderedDict((n, m) for n, m in layers if n not in gone))
         self.classifier = nn.Sequential(OrderedDict([
-            ("fc6", nn.Linear(c5 * s5 * s5, 4096)),  # 9216 inputs at 224: both towers
+            ("fc6", nn.Linear(ins[6] * s5 * s5, 4096)),  # 9216 inputs at 224: both towers
             # §4.2: dropout 0.5 on the outputs of fc6 and fc7; by default as the paper does it
             # (kept units unscaled in training, ×0.5 at test: models/dropout.py).
             ("relu6", act()), ("drop6", make_dropout(dropout, dropout_scaling)),
@@ -152,7 +195,7 @@ class PaperAlexNet(AlexNetBase):
         mods = dict(self.features.named_children()) | dict(self.classifier.named_children())
         mods["conv1"] = self.features.conv1.conv
         return {n: mods[n] for n in
-                ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")}
+                ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8") if n in mods}
 
     def reset_parameters(self) -> None:
         """§5: weights ~ N(0, 0.01²); biases 1 in conv2, conv4, conv5, fc6, fc7 (to give the

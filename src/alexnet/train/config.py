@@ -148,6 +148,11 @@ MODEL_OPTIONS: dict[str, Key] = {
     "init_bias": Key(FROM_THE_MODEL, number("a number", lambda v: True),
                      "§5: biases of 1 in conv2, conv4, conv5, fc6, fc7; Caffe: 0.1 "
                      "(docs/paper-facts.md)"),
+    "remove_conv": Key(FROM_THE_MODEL, Rule("null, 2, 3, 4 or 5", lambda v: v is None or (
+        is_whole(v) and v in (2, 3, 4, 5))),
+        "§7: removing a middle conv layer costs about 2% top-1; the next layer takes the "
+        "removed one's input maps (conv4 gone: conv5 sees conv3's 384), the smallest change "
+        "that keeps the shapes; null = all five"),
 }
 SET_BY_THE_DATA = ("num_classes", "in_channels")
 
