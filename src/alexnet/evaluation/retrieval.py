@@ -167,7 +167,10 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
                                                 labels=labels,
                                                 query_labels=[Path(f).name for f in queries],
                                                 split={"train": "training", "val": "validation"}
-                                                .get(meta["split"], str(meta["split"]))))
+                                                .get(meta["split"], str(meta["split"])),
+                                                by=(f"Hamming distance of {code_bits}-bit codes "
+                                                    f"of {layer}" if code_bits else
+                                                    f"Euclidean distance of {layer}")))
     return result
 
 

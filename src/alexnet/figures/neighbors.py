@@ -15,10 +15,11 @@ def neighbors_figure(queries: Sequence[torch.Tensor] | torch.Tensor,
                      neighbours: Sequence[Sequence[torch.Tensor]] | torch.Tensor,
                      path: str | Path, *, distances: torch.Tensor | None = None,
                      labels: Sequence[Sequence[str]] | None = None,
-                     query_labels: Sequence[str] | None = None, split: str = "training"
-                     ) -> Path:
+                     query_labels: Sequence[str] | None = None, split: str = "training",
+                     by: str = "4096-d feature distance") -> Path:
     """One row per query: the query (first column), then its k neighbours, nearest first.
-    Images are (C, H, W), uint8 or float in [0, 1]; `distances` (Q, k) go under the images."""
+    Images are (C, H, W), uint8 or float in [0, 1]; `distances` (Q, k) go under the images;
+    `by`: what the distance is, for the title."""
     q = len(queries)
     if q == 0:
         raise ValueError("neighbors_figure needs at least one query")
@@ -41,6 +42,6 @@ def neighbors_figure(queries: Sequence[torch.Tensor] | torch.Tensor,
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"{k} nearest {split} images by 4096-d feature distance (Fig. 4, right)",
+    fig.suptitle(f"{k} nearest {split} images by {by} (Fig. 4, right)",
                  fontsize=10)
     return save(fig, path)
