@@ -136,9 +136,10 @@ def test_relu_vs_tanh_end_to_end(tmp_path, separable_data):
     saved = _results(out)
     assert saved["verdict"] == results["verdict"]
     assert [a["name"] for a in saved["arms"]] == [
-        "relu-lr0.01-seed0", "relu-lr0.03-seed0", "tanh-lr0.01-seed0", "tanh-lr0.03-seed0"]
+        f"{act}-lr{lr}-seed0" for act in ("relu", "tanh") for lr in ("0.001", "0.003", "0.01")]
     arm = saved["arms"][0]
     assert arm["overrides"]["model.activation"] == "relu" and arm["overrides"]["epochs"] == 2
+    assert arm["overrides"]["optim.lr"] == 0.001 and arm["overrides"]["seed"] == 0
     assert arm["overrides"]["data.source"] == data["source"]
     assert arm["overrides"]["optim.weight_decay"] == 0.0 and not arm["overrides"]["data.flip"]
     assert set(saved["details"]["fastest_lr"]) == {"relu", "tanh"}
