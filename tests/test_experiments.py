@@ -13,9 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from alexnet.checkpoint import save_checkpoint
 from alexnet.cli import main
 from alexnet.errors import ConfigError
 from alexnet.experiments import report_experiment, run_experiment
+from alexnet.experiments.arms import arm_state
 from alexnet.experiments.relu_tanh import epochs_to
 from alexnet.experiments.verdict import AGREES, DISAGREES, INCONCLUSIVE, verdict
 from alexnet.models import create_model
@@ -89,6 +91,8 @@ def test_cifar4_shapes_follow_cuda_convnet():
     rows = {r.name: r.output_shape for r in layer_table(small)}
     assert rows["features.pool1"] == [64, 12, 12] and rows["features.local4"] == [32, 6, 6]
     assert small(torch.zeros(2, 1, 24, 24)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="built for 24×24 inputs"):
+        small(torch.zeros(1, 1, 32, 32))
 
 
 def test_cifar4_options_lrn_and_tanh():
@@ -182,6 +186,20 @@ def test_an_interrupted_experiment_continues_where_it_stopped(tmp_path, separabl
                            overrides=TOY)  # nothing left to train: both skipped
     assert {a["status"] for a in again["arms"]} == {"skipped"}
     assert report_experiment(out)["verdict"] == again["verdict"]
+
+
+@pytest.mark.parametrize("epoch, batch, stop_reason, state", [
+    (5, 0, "", "finished"), (3, 0, "", "unfinished"), (3, 7, "", "unfinished"),
+    (3, 0, "plateau", "finished"),  # §5's rule ended it after its last reduction
+    (2, 0, "chance", "finished"),  # never left chance: resuming would not help
+])
+def test_what_counts_as_a_finished_arm(tmp_path, epoch, batch, stop_reason, state):
+    assert arm_state(tmp_path) == "new"
+    (tmp_path / "config.yaml").write_text("epochs: 5\n")
+    assert arm_state(tmp_path) == "started"
+    save_checkpoint({"config": {"epochs": 5}, "epoch": epoch, "batch": batch,
+                     "scheduler": {"stop_reason": stop_reason}}, tmp_path / "last.pt")
+    assert arm_state(tmp_path) == state
 
 
 def test_ensemble_then_views_of_its_runs(tmp_path, eval_data):

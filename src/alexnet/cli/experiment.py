@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from alexnet.cli.train import OVERRIDE_HELP
+OVERRIDE_HELP = ("KEY=VALUE for every arm: the keys of `alexnet train` (`alexnet recipes --keys`), "
+                 "e.g. epochs=3 data.workers=0; the keys the experiment sets per arm, "
+                 "data.source (--data) and quick (--full) are refused")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="views, ensemble: evaluate these trained runs (a run folder or an "
                           "experiment folder) instead of training new ones")
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                     help=OVERRIDE_HELP + "; applied to every arm")
+                     help=OVERRIDE_HELP)
     run.set_defaults(func=_run)
     rep = sub.add_parser("report", help="analyse a finished experiment folder again",
                          description="Re-measure the finished arms of DIR and rewrite its "

@@ -61,14 +61,18 @@ def arm_config(arm: Arm, pairs: dict[str, Any]) -> dict[str, Any]:
 
 def arm_state(folder: Path) -> str:
     """`new` (nothing trained), `started` (a config but no checkpoint yet), `unfinished`
-    (last.pt with epoch < epochs, or stopped inside an epoch) or `finished`."""
+    (last.pt with epoch < epochs, or stopped inside an epoch) or `finished` (all its epochs,
+    or ended by its schedule: §5's plateau rule after its last reduction, or never left
+    chance)."""
     last = folder / "last.pt"
     if not last.is_file():
         return "started" if (folder / "config.yaml").is_file() else "new"
     state = load_checkpoint(last)
     epochs = int((state.get("config") or {}).get("epochs", 0))
-    done = int(state.get("epoch", 0)) >= epochs and int(state.get("batch", 0)) == 0
-    return "finished" if done else "unfinished"
+    between_epochs = int(state.get("batch", 0)) == 0
+    done = int(state.get("epoch", 0)) >= epochs
+    ended = bool((state.get("scheduler") or {}).get("stop_reason"))
+    return "finished" if between_epochs and (done or ended) else "unfinished"
 
 
 def run_arm(arm: Arm, folder: Path, pairs: dict[str, Any]) -> str:

@@ -80,8 +80,8 @@ EXPERIMENT = Experiment(
     claim="averaging the softmax of several independently trained CNNs lowers the error of "
           "one",
     paper="ILSVRC-2012 val: one CNN 40.7% / 18.2% top-1/top-5, five CNNs 38.1% / 16.4%",
-    default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare` "
-    "(QUICK: any image folder); or --from RUN_OR_EXPERIMENT_FOLDER",
+    default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare`; "
+    "QUICK: any image folder; or --from a run or experiment folder",
     seeds=(5, 5),
     cost=("~12 min on 2 CPU cores for 5 QUICK `paper` runs (estimate)",
           "five `paper` runs (~90 epochs of ILSVRC-2012 each) + k evaluations"),

@@ -287,6 +287,6 @@ def summary(results: dict[str, Any], folder: Path) -> str:
 def experiment_table() -> list[dict[str, Any]]:
     """`alexnet experiment list`: one row per experiment."""
     return [{"name": e.name, "section": e.section, "claim": e.claim, "paper": e.paper,
-             "default_data": e.default_data or f"none: --data ({e.data_hint})",
+             "default_data": e.default_data or f"none, --data needed: {e.data_hint}",
              "seeds": {"quick": e.seeds[0], "full": e.seeds[1]},
              "cost": {"quick": e.cost[0], "full": e.cost[1]}} for e in EXPERIMENTS.values()]

@@ -84,8 +84,8 @@ EXPERIMENT = Experiment(
     claim="averaging the softmax over ten patches (four corners, centre, and their "
           "reflections) lowers the test error of a single-view (centre) test",
     paper="ILSVRC-2010 test: 39.0% / 18.3% top-1/top-5 with one view, 37.5% / 17.0% with ten",
-    default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare` "
-    "(QUICK: any image folder); or --from RUN_OR_EXPERIMENT_FOLDER",
+    default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare`; "
+    "QUICK: any image folder; or --from a run or experiment folder",
     seeds=(2, 1),
     cost=("~6 min on 2 CPU cores for 2 QUICK `paper` runs (estimate); seconds with --from",
           "one `paper` run per seed (~90 epochs of ILSVRC-2012) + two evaluations"),

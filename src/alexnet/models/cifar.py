@@ -135,6 +135,14 @@ class Cifar4(AlexNetBase):
         ]))
         self.reset_parameters()
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        side = self.config["image_size"]
+        if x.shape[-2:] != (side, side):  # the locally-connected layers fix the input side
+            raise ConfigError(f"cifar4 was built for {side}×{side} inputs (image_size={side}), "
+                              f"got {tuple(x.shape[-2:])}; build it with image_size="
+                              f"{x.shape[-1]} or feed {side}-px images")
+        return super().forward(x)
+
     def _layers(self) -> dict[str, nn.Module]:
         return {"conv1": self.features.conv1, "conv2": self.features.conv2,
                 "local3": self.features.local3, "local4": self.features.local4,
