@@ -216,6 +216,7 @@ def test_ensemble_then_views_of_its_runs(tmp_path, eval_data):
     views = tmp_path / "views"
     run_experiment("views", source=str(out), out=str(views))  # no training: the same nets
     saved = _results(views)
+    assert "--seeds" not in saved["command"] and saved["seeds"] == 2
     assert [a["name"] for a in saved["arms"]] == ["paper-seed0", "paper-seed1"]
     runs = saved["details"]["runs"]
     assert {r[v]["images"] for r in runs.values() for v in ("center", "ten")} == {12}
@@ -242,6 +243,7 @@ def test_the_cli_lists_and_refuses_with_one_line(capsys, tmp_path):
              (["experiment", "run", "lrn-cifar", "model.lrn=true"], "sets it per arm"),
              (["experiment", "run", "views"], "views needs --data"),
              (["experiment", "run", "lrn-cifar", "--from", "x"], "trains its own runs"),
+             (["experiment", "run", "views", "--from", "x", "--seeds", "2"], "--seeds does not"),
              (["experiment", "report", str(tmp_path)], "not an experiment folder")]
     for argv, message in cases:
         assert main(argv) == 2

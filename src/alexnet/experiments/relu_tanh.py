@@ -145,7 +145,7 @@ EXPERIMENT = Experiment(
     default_data="cifar10", data_hint="cifar10, fashion-mnist, or any image folder / "
     "prepared folder (resized to 32 px)",
     seeds=(2, 3),
-    cost=("~20 min on one CPU core with 5,000 32-px images (12 runs × 5 epochs)",
+    cost=("18 min measured on one CPU thread with 5,000 32-px images (12 runs × 5 epochs)",
           "~1.5 h on one GPU (estimate: 18 runs × 60 CIFAR-10 epochs)"),
     varies=("model.activation", "optim.lr", "seed"),
     floor=math.log(2.0),

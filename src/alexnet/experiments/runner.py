@@ -66,12 +66,14 @@ def make_plan(name: str, *, data: str | None = None, seeds: int | None = None,
     if refused:
         raise ConfigError(f"experiment {name} cannot take these KEY=VALUE: {'; '.join(refused)}")
     quick = not full and not torch.cuda.is_available()
-    n = exp.seeds[0 if quick else 1] if seeds is None else seeds
-    if not isinstance(n, int) or n < 1:
-        raise ConfigError(f"--seeds {seeds}: expected a whole number >= 1")
     if source is not None and not exp.takes_runs:
         raise ConfigError(f"experiment {name} trains its own runs; --from is for "
                           f"{', '.join(e.name for e in EXPERIMENTS.values() if e.takes_runs)}")
+    if source is not None and seeds is not None:
+        raise ConfigError("--seeds does not apply with --from: the runs given are evaluated")
+    n = 0 if source is not None else exp.seeds[0 if quick else 1] if seeds is None else seeds
+    if source is None and (not isinstance(n, int) or n < 1):
+        raise ConfigError(f"--seeds {seeds}: expected a whole number >= 1")
     data = data or (None if source else exp.default_data)
     if data is None and source is None:
         raise ConfigError(f"experiment {name} needs --data: {exp.data_hint}")
@@ -243,7 +245,8 @@ def command(plan: Plan, folder: Path) -> str:
         parts += ["--data", plan.data]
     if plan.source is not None:
         parts += ["--from", plan.source]
-    parts += ["--seeds", str(plan.seeds), "--out", str(folder)]
+    parts += ["--seeds", str(plan.seeds)] if plan.source is None else []
+    parts += ["--out", str(folder)]
     parts += [] if plan.quick else ["--full"]
     parts += [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in plan.extra.items()]
     return shlex.join(parts)

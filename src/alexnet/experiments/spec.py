@@ -19,7 +19,7 @@ class Plan:
 
     name: str
     data: str | None  # data.source of every arm (None: the experiment's default)
-    seeds: int  # independently seeded runs per condition (seed = 0 .. seeds-1)
+    seeds: int  # independently seeded runs per condition (seed = 0 .. seeds-1; 0 with --from)
     quick: bool  # the QUICK version (no CUDA and no --full)
     extra: dict[str, Any] = field(default_factory=dict)  # KEY=VALUE for every arm
     source: str | None = None  # --from: trained runs to evaluate instead of training arms
