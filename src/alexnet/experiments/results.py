@@ -65,8 +65,10 @@ def markdown(p: dict[str, Any]) -> str:
              f"**Claim** ({p['section']}): {p['claim']}.  ",
              f"**Paper:** {p['paper']}.  ",
              f"**Data:** {p['data_description']}.  ",
-             f"**Seeds:** {p['seeds']}. **Command:** `{p['command']}`"
-             + (f"  \n**Wall time:** {p['seconds'] / 60:.1f} min for this invocation"
+             f"**Seeds:** {p['seeds']}. **Command:** `{p['command']}`  ",
+             f"**Time:** {_minutes(sum(a.get('train_seconds') or 0 for a in p['arms']))} of "
+             "training in all runs (their metrics.jsonl)"
+             + (f"; this invocation {_minutes(p['seconds'])} wall"
                 if p.get("seconds") is not None else ""), "",
              "| quantity | ours (mean ± std over seeds) | paper |", "|---|---|---|"]
     for row in p["rows"]:
@@ -96,6 +98,11 @@ def markdown(p: dict[str, Any]) -> str:
         lines.append(f"| `{a['folder']}` | {a.get('recipe') or '—'} | {_pairs(own) or '—'} | "
                      f"{a.get('status', '—')} | {fmt_value(a.get('val_top1_err'), '%')} |")
     return "\n".join(lines) + "\n"
+
+
+def _minutes(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s"
 
 
 def _common_overrides(overrides: list[dict[str, Any]]) -> dict[str, Any]:
