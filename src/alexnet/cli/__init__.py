@@ -15,7 +15,7 @@ import sys
 from alexnet.errors import AlexNetError
 
 # One module per command group; each exposes register(subparsers).
-COMMAND_MODULES = ("models", "data", "train", "evaluate", "bench", "imports")
+COMMAND_MODULES = ("models", "data", "train", "evaluate", "bench", "imports", "experiment")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from typing import Any
 
 from alexnet.errors import AlexNetError
 from alexnet.models.base import AlexNetBase
+from alexnet.models.cifar import Cifar4
 from alexnet.models.lrn import LocalResponseNorm, lrn_reference
 from alexnet.models.others import D2LAlexNet, TorchvisionAlexNet
 from alexnet.models.paper import PaperAlexNet
@@ -45,6 +46,9 @@ _REGISTRY: dict[str, ModelInfo] = {info.name: info for info in (
               TorchvisionAlexNet),
     ModelInfo("d2l", "Dive into Deep Learning",
               "one tower, no LRN, for Fashion-MNIST at 224", D2LAlexNet),
+    ModelInfo("cifar4", "cuda-convnet, layers-conv-local-13pct/11pct.cfg",
+              "§3.1/§3.3's four-layer CIFAR-10 net: 2 conv + 2 locally-connected layers, fc10; "
+              "32 px", Cifar4),
 )}
 
 

@@ -1,0 +1,77 @@
+"""`alexnet experiment list|run|report`: parse and dispatch to alexnet.experiments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+OVERRIDE_HELP = ("KEY=VALUE for every arm: the keys of `alexnet train` (`alexnet recipes --keys`), "
+                 "e.g. epochs=3 data.workers=0; the keys the experiment sets per arm, "
+                 "data.source (--data) and quick (--full) are refused")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `experiment` (list, run, report) to the `alexnet` parser."""
+    p = subparsers.add_parser(
+        "experiment", help="the paper's experiments, one command each",
+        description="The paper's experiments (§3.1 ReLU vs tanh, §3.3 LRN on CIFAR-10, §4.1 "
+                    "ten views, §6 ensembles): train their arms as ordinary runs, measure, "
+                    "and judge the result against the paper's number.")
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    ls = sub.add_parser("list", help="the experiments: claim, data, QUICK and full cost")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=_list)
+    run = sub.add_parser(
+        "run", help="run an experiment (again: continue its unfinished arms)",
+        description="Train the experiment's arms (skipping finished ones, continuing "
+                    "unfinished ones), then write OUT/results.json, results.md and figure.png. "
+                    "Without CUDA the default is the QUICK version; --full runs the paper's "
+                    "settings.")
+    run.add_argument("name", help="an experiment of `alexnet experiment list`")
+    run.add_argument("--data", help="data source of every arm: cifar10, fashion-mnist or a path")
+    run.add_argument("--seeds", type=int, help="independently seeded runs per condition")
+    run.add_argument("--out", help="experiment folder (default runs/experiments/NAME[-quick])")
+    run.add_argument("--full", action="store_true", help="the full version, not QUICK")
+    run.add_argument("--from", dest="source", metavar="DIR",
+                     help="views, ensemble: evaluate these trained runs (a run folder or an "
+                          "experiment folder) instead of training new ones")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                     help=OVERRIDE_HELP)
+    run.set_defaults(func=_run)
+    rep = sub.add_parser("report", help="analyse a finished experiment folder again",
+                         description="Re-measure the finished arms of DIR and rewrite its "
+                                     "results.json, results.md and figure.png.")
+    rep.add_argument("folder", metavar="DIR")
+    rep.set_defaults(func=_report)
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from alexnet.experiments.runner import experiment_table
+
+    rows = experiment_table()
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    for r in rows:
+        print(f"{r['name']:<13} {r['section']:<13} {r['claim']}")
+        print(f"{'':<13} paper: {r['paper']}")
+        print(f"{'':<13} data: {r['default_data']}; seeds {r['seeds']['quick']} (QUICK), "
+              f"{r['seeds']['full']} (full)")
+        print(f"{'':<13} QUICK: {r['cost']['quick']}; full: {r['cost']['full']}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from alexnet.experiments.runner import run_experiment
+
+    results = run_experiment(args.name, data=args.data, seeds=args.seeds, out=args.out,
+                             full=args.full, overrides=args.overrides, source=args.source)
+    return 130 if results is None else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from alexnet.experiments.runner import report_experiment
+
+    report_experiment(args.folder)
+    return 0
