@@ -127,6 +127,14 @@ def test_a_size_that_disagrees_names_the_key_to_change():
 # Every recipe, quick and full, on its own source and on others: (image_size, crop, resize,
 # flip) as the recipes resolved before the sizes were derived from model.image_size.
 BEFORE = [
+    ('cifar4', False, '/data', 24, 24, 32, True),
+    ('cifar4', False, None, 24, 24, 32, True),
+    ('cifar4', False, 'cifar10', 24, 24, 32, True),
+    ('cifar4', False, 'fashion-mnist', 24, 24, 32, True),
+    ('cifar4', True, '/data', 24, 24, 32, True),
+    ('cifar4', True, None, 24, 24, 32, True),
+    ('cifar4', True, 'cifar10', 24, 24, 32, True),
+    ('cifar4', True, 'fashion-mnist', 24, 24, 32, True),
     # finetune: the loaded model's size; resolved alone, the default model's
     ('finetune', False, '/data', 224, 224, 256, True),
     ('finetune', False, 'cifar10', 224, 224, 224, True),

@@ -12,8 +12,9 @@ from alexnet.schema import parse_overrides
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `models` and `summary` to the `alexnet` parser."""
     p = subparsers.add_parser("models", help="list the AlexNet variants",
-                              description="List the variants: parameters, GFLOPs per 224 image "
-                                          "(forward, 2 x multiply-adds), source.")
+                              description="List the variants: parameters, GFLOPs per image "
+                                          "at the model's size (forward, 2 x multiply-adds), "
+                                          "source.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_models)
 
@@ -36,7 +37,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = []
     for name in list_models():
         info = model_info(name)
-        stats = model_stats(create_model(name), 224)
+        model = create_model(name)
+        stats = model_stats(model, model.config.get("image_size", 224))
         rows.append({"name": name, "params": stats["params"],
                      "gflops": round(stats["gflops"], 3), "source": info.source,
                      "description": info.description})
@@ -47,8 +49,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['name']:<10} {r['params']:>12,} {r['gflops']:>7.3f}  {r['source']}")
         print(f"{'':<10} {r['description']}")
-    print("\n1000 classes, 3 input channels; GFLOPs = forward, 2 x multiply-adds, per 224x224 "
-          "image (a training step costs about 3x).")
+    print("\n1000 classes, 3 input channels; GFLOPs = forward, 2 x multiply-adds, per image "
+          "at the model's own size (224x224 for the AlexNets; a training step costs about 3x).")
     return 0
 
 
