@@ -132,7 +132,7 @@ def test_build_loaders_on_a_packed_folder(prepared):
     _, dest, _, _ = prepared
     cfg = DataConfig.from_dict({"source": str(dest), "crop": 24, "resize": 32, "lighting": 0.1})
     bundle = build_loaders(cfg, batch_size=4, device="cpu", seed=0)
-    assert bundle.path == "threads" and bundle.classes == ["c0", "c1", "c2"]
+    assert bundle.path == "workers" and bundle.classes == ["c0", "c1", "c2"]
     x, y = next(iter(bundle.train))
     assert x.shape == (4, 3, 24, 24) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert torch.allclose(bundle.normalization["mean"], load_stats(dest)["mean"])
@@ -147,18 +147,18 @@ def test_build_loaders_on_a_packed_folder(prepared):
     {"resize": 32, "mean": "channel"},  # no crop
 ])
 def test_decoding_threads_give_the_worker_processes_batches(prepared, options):
-    """Packed data on the CPU is decoded (and, where `Pipeline.per_image` allows, augmented)
-    by threads in this process: the same numbers as the DataLoader workers' batches."""
+    """decode=threads: packed data decoded (and, where `Pipeline.per_image` allows, augmented)
+    by threads in this process gives the DataLoader workers' batches exactly."""
     from itertools import islice
 
     _, dest, _, _ = prepared
     batches = {}
-    for decode in ("auto", "cpu"):
+    for decode in ("threads", "cpu"):
         cfg = DataConfig.from_dict({"source": str(dest), "workers": 2, "decode": decode,
                                     **options})
         bundle = build_loaders(cfg, batch_size=5, device="cpu", seed=3)
-        assert bundle.path == {"auto": "threads", "cpu": "workers"}[decode]
+        assert bundle.path == {"threads": "threads", "cpu": "workers"}[decode]
         train = list(islice(bundle.train.iterate(1, start_batch=1), 2))
         batches[decode] = train + list(bundle.eval_loader("ten", split="train"))
-    for (x, y), (x2, y2) in zip(batches["auto"], batches["cpu"], strict=True):
+    for (x, y), (x2, y2) in zip(batches["threads"], batches["cpu"], strict=True):
         assert torch.equal(x, x2) and torch.equal(y, y2)

@@ -2,10 +2,12 @@
 
 Three ways to get uint8 batches, one `Pipeline` to turn them into network input:
 - memory: Fashion-MNIST / CIFAR-10 as one uint8 tensor (on the GPU when there is one);
-- threads: packed JPEGs decoded on the CPU by a pool of threads in this process, each image
-  straight into its slot of the batch (torchvision's decoder releases the GIL): no worker
-  processes, no copy of every batch through shared memory;
-- workers: DataLoader worker processes read image files (or packed JPEGs with decode=cpu);
+- workers: DataLoader worker processes read image files or packed JPEGs on the CPU;
+- threads (decode=threads): packed JPEGs decoded by a pool of threads in this process, each
+  image straight into its slot of the batch (torchvision's decoder releases the GIL), and where
+  the pipeline allows cropped and normalised there too: no worker processes, no copy of every
+  batch through shared memory. Measured slower than one process on 2 cores
+  (benchmarks/README.md), so not the default;
 - cuda: packed JPEG bytes decoded in batches by nvjpeg (`decode_jpeg(list, device="cuda")`).
 Order and augmentation are a pure function of (seed, epoch, batch index, rank).
 """
@@ -80,13 +82,14 @@ class Fetcher:
             self.mode = "memory"
             on_gpu = device.type == "cuda" and split.images.numel() < 4 << 30
             self.images = split.images.to(device) if on_gpu else split.images
-        elif source_kind == "packed" and device.type == "cuda" and cfg.decode != "cpu":
+        elif source_kind == "packed" and device.type == "cuda" and cfg.decode in ("auto", "cuda"):
             self.mode = "cuda"
-        elif source_kind == "packed" and device.type == "cpu" and cfg.decode == "auto":
+        elif source_kind == "packed" and cfg.decode == "threads":
             self.mode = "threads"
-        elif cfg.decode == "cuda":
-            raise ConfigError("data.decode=cuda needs a prepared (packed) dataset and a CUDA "
-                              "device; use decode=auto")
+        elif cfg.decode in ("cuda", "threads"):
+            need = " and a CUDA device" if cfg.decode == "cuda" else ""
+            raise ConfigError(f"data.decode={cfg.decode} needs a prepared (packed) dataset"
+                              f"{need}; use decode=auto, or `alexnet prepare` the folder")
         self.fit_size = fit_size
 
     def batches(self, index_lists: list[torch.Tensor]) -> Iterator[Batch]:
