@@ -236,10 +236,12 @@ def test_views_trains_its_own_run(tmp_path, eval_data):
 def test_the_cli_lists_and_refuses_with_one_line(capsys, tmp_path):
     assert main(["experiment", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in rows] == ["relu-vs-tanh", "lrn-cifar", "views", "ensemble"]
+    assert [r["name"] for r in rows] == ["relu-vs-tanh", "towers", "lrn-cifar", "lrn", "overlap",
+                                         "dropout", "views", "kernels", "retrieval",
+                                         "ensemble", "depth"]
     assert all(r["cost"]["quick"] and r["cost"]["full"] and r["section"] for r in rows)
     assert main(["experiment", "list"]) == 0 and "§3.3" in capsys.readouterr().out
-    cases = [(["experiment", "run", "dropout"], "unknown experiment 'dropout'"),
+    cases = [(["experiment", "run", "nosuch"], "unknown experiment 'nosuch'"),
              (["experiment", "run", "lrn-cifar", "model.lrn=true"], "sets it per arm"),
              (["experiment", "run", "views"], "views needs --data"),
              (["experiment", "run", "lrn-cifar", "--from", "x"], "trains its own runs"),

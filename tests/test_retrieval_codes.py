@@ -213,6 +213,11 @@ def test_retrieval_precision_of_a_checkpoint_on_its_data(tmp_path, eval_data, ca
     assert main(["retrieval", str(ckpt), "-k", "3", "--stored-limit", "12", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["stored"] == 12 and out["pixels"] == 1.0 and "codes" not in out
+    # Fig. 4 for a few queries, by the features and by the pixels
+    assert main(["retrieval", str(ckpt), "-k", "3", "--figure", str(tmp_path / "f4.png")]) == 0
+    printed = capsys.readouterr().out
+    for name in ("f4.png", "f4-pixels.png"):
+        assert (tmp_path / name).stat().st_size > 1000 and name in printed
 
 
 # ---------------------------------------------------------------- codes in features files

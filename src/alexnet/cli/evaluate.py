@@ -111,6 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--codes", type=_positive, nargs="+", metavar="BITS", default=(),
                    help="binary code lengths to compare, e.g. 64 128 256")
     p.add_argument("--batch-size", type=_positive, default=128)
+    p.add_argument("--figure", metavar="FILE", help="also draw Fig. 4 for a few queries: "
+                   "neighbours by the features to FILE, by the pixels to FILE's name + -pixels")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_retrieval)
 
@@ -244,7 +246,8 @@ def _retrieval(args: argparse.Namespace) -> int:
 
     r = retrieval_precision(args.checkpoint, args.data, k=args.k, layer=args.layer,
                             limit=args.limit, stored_limit=args.stored_limit, bits=args.codes,
-                            batch_size=args.batch_size, device=args.device, progress=True)
+                            batch_size=args.batch_size, device=args.device, progress=True,
+                            figure=args.figure)
     print(json.dumps(r, indent=2) if args.json else format_retrieval(r))
     return 0
 

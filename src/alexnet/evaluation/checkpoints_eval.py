@@ -27,13 +27,14 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
                          views: str = "center", batch_size: int = 128,
                          device: str | torch.device | None = "auto", amp: bool = False,
                          per_class: bool = False, confusion: bool = False,
-                         progress: bool = True) -> dict[str, Any]:
+                         progress: bool = True, split: str = "val") -> dict[str, Any]:
     """Top-1/top-5 error of one checkpoint, or of the softmax average of several (§6), by
     `evaluate`.
 
     The data config is the first checkpoint's resolved `data:` with `source` = `data` (None
     keeps the checkpoint's source), loaded by `alexnet.data.build_loaders` and normalised as
-    the checkpoint stored (`data.normalization`: what its model was trained with). Checkpoints
+    the checkpoint stored (`data.normalization`: what its model was trained with); `split`
+    "train" scores the training images instead (centre views, unaugmented). Checkpoints
     that need another data config or normalisation (e.g. another mean image) get their own pass
     over the data; the images and targets must agree.
     """
@@ -58,7 +59,7 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
             check_classes(states[i], bundle, str(mapping["source"]))
         models = [load_model(states[i], expect_num_classes=bundle.num_classes)[0].to(dev)
                   for i in members]
-        r = evaluate(models, bundle, views, amp=amp, progress=progress,
+        r = evaluate(models, bundle, views, split=split, amp=amp, progress=progress,
                      desc=f"eval {views} ({len(models)} model(s))")
         if targets is not None and not torch.equal(targets, r.targets):
             where = ", ".join(str(checkpoints[i]) for i in members)
@@ -78,7 +79,7 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
         top1, top5 = errs[1], errs[5]
     result: dict[str, Any] = {
         "checkpoints": [str(c) for c in checkpoints], "data": data or data_mapping(
-            states[0])["source"], "views": views, "images": len(targets),
+            states[0])["source"], "split": split, "views": views, "images": len(targets),
         "top1_err": top1, "top5_err": top5,
     }
     if notes:

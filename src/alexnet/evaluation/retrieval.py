@@ -320,12 +320,15 @@ def retrieval_precision(checkpoint: str, data: str | None = None, *, k: int = PR
                         layer: str = DEFAULT_LAYER, limit: int | None = None,
                         stored_limit: int | None = None, bits: Sequence[int] = (),
                         batch_size: int = 128, device: str | torch.device | None = "auto",
-                        seed: int = 0, progress: bool = False) -> dict[str, Any]:
+                        seed: int = 0, progress: bool = False, figure: str | Path | None = None,
+                        examples: int = 5) -> dict[str, Any]:
     """Fig. 4 measured on a checkpoint's data (default: its own; normalised as its model was
     trained): for each validation image (`limit` of them, spread over the split), its k nearest
     training images (`stored_limit` of them; default all) by the features at `layer` and by the
     raw pixels of the same centre views; precision@k of each, with chance (the share of
     same-label pairs). `bits`: also §6.1's binary codes of those lengths (`code_search_report`).
+    `figure`: Fig. 4 for `examples` queries spread over the split, drawn twice: neighbours by
+    the features (`figure`) and by the pixels (its name + "-pixels").
 
     Memory: the stored pixels are N·C·s·s float16 values (5,000 images at 64 px: 123 MB;
     at 224 px, 300 KB per image: use `stored_limit`)."""
@@ -354,7 +357,44 @@ def retrieval_precision(checkpoint: str, data: str | None = None, *, k: int = PR
     if bits:
         result["codes"] = code_search_report(tf, ty, vf, vy, train_code_sets(tf, bits, seed=seed),
                                              k, seed=seed)
+    if figure is not None:
+        names = list(bundle.classes)
+        pick = torch.linspace(0, len(vy) - 1, max(1, min(examples, len(vy)))).round().long()
+        result["figures"] = {
+            by: str(fig4_figure(vq[pick], vy[pick], base, ty, vp[pick], tp, names, k, path,
+                                getattr(bundle, "normalization", None), f"{what} of {layer}"
+                                if by == "features" else what, dev))
+            for by, vq, base, path, what in (
+                ("features", vf, tf, Path(figure), "Euclidean distance"),
+                ("pixels", vp, tp, Path(figure).with_name(f"{Path(figure).stem}-pixels.png"),
+                 "Euclidean distance of raw pixels"))}
     return result
+
+
+def fig4_figure(queries: torch.Tensor, query_labels: torch.Tensor, base: torch.Tensor,
+                base_labels: torch.Tensor, query_pixels: torch.Tensor,
+                base_pixels: torch.Tensor, classes: Sequence[str], k: int, path: Path,
+                normalization: dict[str, torch.Tensor] | None, by: str,
+                device: torch.device) -> Path:
+    """Fig. 4 (right) from vectors already computed: each query's k nearest stored vectors
+    (queries (Q, D) against base (N, D)), drawn from the stored centre views' pixels (Q, C·s·s)
+    and (N, C·s·s), the normalisation undone."""
+    dist, idx = nearest_neighbors(queries, base, k, chunk_size=chunk_rows(base.shape[1]),
+                                  device=device)
+    dims = base_pixels.shape[1]
+    channels = 3 if dims % 3 == 0 and round((dims // 3) ** 0.5) ** 2 == dims // 3 else 1
+    side = round((dims // channels) ** 0.5)
+
+    def picture(row: torch.Tensor) -> torch.Tensor:
+        return display_image(row.float().view(channels, side, side), normalization)
+
+    label = [classes[int(t)] if int(t) < len(classes) else str(int(t)) for t in base_labels]
+    return neighbors_figure(
+        [picture(q) for q in query_pixels], [[picture(base_pixels[int(i)]) for i in row]
+                                             for row in idx], path, distances=dist,
+        labels=[[label[int(i)] for i in row] for row in idx],
+        query_labels=[classes[int(t)] if int(t) < len(classes) else str(int(t))
+                      for t in query_labels], by=by)
 
 
 def format_retrieval(result: dict[str, Any]) -> str:
@@ -367,6 +407,9 @@ def format_retrieval(result: dict[str, Any]) -> str:
              f"  raw pixels ({result['dims']['pixels']:,}-d, Euclidean):   "
              f"{result['pixels']:.3f}",
              f"  chance (same label at random):        {result['chance']:.3f}"]
+    if result.get("figures"):
+        lines.append(f"  Fig. 4: {result['figures']['features']} (features), "
+                     f"{result['figures']['pixels']} (pixels)")
     if result.get("codes"):
         lines.append(format_code_report(result["codes"], result["layer"]))
     return "\n".join(lines)

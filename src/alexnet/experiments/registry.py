@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from alexnet.errors import ConfigError
-from alexnet.experiments import ensemble, lrn_cifar, relu_tanh, views
+from alexnet.experiments import (
+    depth,
+    dropout,
+    ensemble,
+    kernels,
+    lrn,
+    lrn_cifar,
+    overlap,
+    relu_tanh,
+    retrieval,
+    towers,
+    views,
+)
 from alexnet.experiments.spec import Experiment
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
-    relu_tanh.EXPERIMENT, lrn_cifar.EXPERIMENT, views.EXPERIMENT, ensemble.EXPERIMENT)}
+    relu_tanh.EXPERIMENT, towers.EXPERIMENT, lrn_cifar.EXPERIMENT, lrn.EXPERIMENT,
+    overlap.EXPERIMENT, dropout.EXPERIMENT, views.EXPERIMENT, kernels.EXPERIMENT,
+    retrieval.EXPERIMENT, ensemble.EXPERIMENT, depth.EXPERIMENT)}
 
 
 def list_experiments() -> list[str]:

@@ -45,7 +45,9 @@ PLAN = "plan.json"
 # Set by the command's own options, not as KEY=VALUE.
 BY_OPTION = {"data.source": "--data", "quick": "--full (or nothing: QUICK without CUDA)"}
 PAPER_DATA = {"relu-vs-tanh": "CIFAR-10", "lrn-cifar": "CIFAR-10", "views": "ILSVRC",
-              "ensemble": "ILSVRC-2012"}
+              "ensemble": "ILSVRC-2012", "towers": "ILSVRC", "lrn": "ILSVRC",
+              "overlap": "ILSVRC", "dropout": "ILSVRC", "depth": "ILSVRC",
+              "kernels": "ILSVRC", "retrieval": "ILSVRC-2010"}
 
 
 def default_out(name: str, quick: bool) -> Path:

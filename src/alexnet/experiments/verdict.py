@@ -44,7 +44,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
 
 
 def verdict(effects: Sequence[float], paper: float, *, floor: float,
-            fmt: str = "{:+.4g}") -> Verdict:
+            fmt: str = "{:+.4g}", paper_text: str | None = None) -> Verdict:
     """The verdict on per-seed `effects` against the paper's effect `paper` (same definition,
     same sign convention).
 
@@ -57,7 +57,9 @@ def verdict(effects: Sequence[float], paper: float, *, floor: float,
     - *inconclusive* otherwise: |m| <= spread (zero within the spread), m = 0, no effect
       measured (n = 0), a non-finite effect, or a paper effect of 0 (no direction to agree with).
 
-    `fmt` formats the numbers in the reason.
+    `fmt` formats the numbers in the reason; `paper_text` replaces the paper's number there
+    where the paper states only a direction (e.g. Fig. 3: "one tower colour-specific"; then
+    `paper` is +1 or -1 and only its sign counts).
     """
     values = [float(e) for e in effects]
     n = len(values)
@@ -78,6 +80,7 @@ def verdict(effects: Sequence[float], paper: float, *, floor: float,
                        spread, n, paper)
     same = (m > 0) == (paper > 0)
     side = "the paper's sign" if same else "the opposite sign to the paper's"
+    stated = paper_text if paper_text is not None else fmt.format(paper)
     return Verdict(AGREES if same else DISAGREES,
-                   f"mean effect {fmt.format(m)} has {side} ({fmt.format(paper)}) and exceeds "
+                   f"mean effect {fmt.format(m)} has {side} ({stated}) and exceeds "
                    f"{what}", m, spread, n, paper)

@@ -1,0 +1,52 @@
+"""`towers` (§3.2): two towers on two GPUs "reduces our top-1 and top-5 error rates by 1.7%
+and 1.2%, respectively, as compared with a net with half as many kernels in each
+convolutional layer trained on one GPU".
+
+Three nets, the same seeds: `paper` (two towers, groups of 2 in conv2, conv4, conv5), `half`
+(one tower with half the kernels; §3.2's footnote: conv5 and the fully-connected layers keep
+their size) and `one-tower` (the paper's widths with full connectivity, models/paper.py). The
+verdict is on the paper's comparison, half − paper; one-tower − paper is reported beside it
+(the paper does not state it).
+"""
+
+from __future__ import annotations
+
+from alexnet.experiments.ablation import (
+    PAPER_NET,
+    Condition,
+    ablation_outcome,
+    condition_arms,
+    measure,
+)
+from alexnet.experiments.arms import Arm
+from alexnet.experiments.spec import ArmRun, Experiment, Outcome, Plan
+
+TWO = Condition(PAPER_NET.key, "two towers (paper)", {})
+HALF = Condition("half", "half kernels, one GPU", {"model.name": "half"})
+ONE = Condition("one-tower", "one tower, full width", {"model.name": "one-tower"})
+CONDITIONS = (TWO, HALF, ONE)
+PAPER = {HALF.key: (0.017, 0.012)}  # §3.2: top-1, top-5 error of half − of two towers
+
+
+def arms(plan: Plan) -> list[Arm]:
+    return condition_arms(plan, CONDITIONS)
+
+
+def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
+    return ablation_outcome(measure(runs), CONDITIONS, PAPER,
+                            "§3.2: two towers vs half the kernels vs one full tower",
+                            floor=EXPERIMENT.floor, verdict_on=(HALF.key,))
+
+
+EXPERIMENT = Experiment(
+    name="towers", section="§3.2",
+    claim="two towers beat one GPU's net with half the kernels",
+    paper="ILSVRC: top-1 / top-5 error 1.7 / 1.2 points lower than the half-kernel net",
+    default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare`; "
+    "QUICK: any image folder",
+    seeds=(2, 1),
+    cost=("18 min measured on 2 CPU cores: 6 QUICK runs of 10 epochs on tiny-imagenet-10 at "
+          "64 px", "three ~90-epoch ILSVRC-2012 runs"),
+    varies=("model.name", "seed"),
+    floor=0.01, floor_why="one seed: 1 point of top-1 error",
+    arms=arms, analyse=analyse)
