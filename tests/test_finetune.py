@@ -13,7 +13,7 @@ from alexnet.cli import main
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.models import create_model
 from alexnet.pretrained import IMAGENET_STD
-from alexnet.train.finetune import adapt_conv1, paper_layers, transfer
+from alexnet.train.finetune import adapt_conv1, freeze, paper_layers, transfer
 from conftest import register_separable
 
 
@@ -137,6 +137,17 @@ def test_the_paper_names_of_torchvision_layers():
     layers = paper_layers(create_model("owt"))
     assert list(layers) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
     assert layers["conv2"].out_channels == 192 and layers["fc8"].out_features == 1000
+
+
+def test_a_removed_conv_keeps_the_other_layers_paper_names():
+    """§7's depth ablation: without conv3, conv4 is still conv4 (freeze conv1-3 then keeps
+    conv1 and conv2 only)."""
+    model = create_model("paper", num_classes=10, remove_conv=3)
+    layers = paper_layers(model)
+    assert list(layers) == ["conv1", "conv2", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    assert layers["conv4"] is model.features.conv4
+    assert freeze(model, "conv1-3") == ["conv1", "conv2"]
+    assert model.features.conv4.weight.requires_grad
 
 
 def test_finetune_settings_without_init_from_and_init_from_with_resume_are_refused(

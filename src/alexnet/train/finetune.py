@@ -1,13 +1,16 @@
 """Fine-tuning: start a run from trained weights (`init_from`), replace what the new data does
 not fit, keep chosen layers fixed (`finetune.freeze`) and slow the others (`finetune.lr_mult`).
 
-Layers are named as in the paper (Fig. 2) whatever the model calls its modules: the k-th
-convolution of `features` is conv{k}, the k-th linear layer of `classifier` is fc{k+5}, so
-torchvision's `features.0` is conv1 and `classifier.6` is fc8.
+Layers are named as in the paper (Fig. 2) whatever the model calls its modules: the paper
+family's own names (conv1..conv5, fc6..fc8; without conv3 under `remove_conv` there is no
+conv3), otherwise by position: the k-th convolution of `features` is conv{k}, the k-th linear
+layer of `classifier` is fc{k+5}, so torchvision's `features.0` is conv1 and `classifier.6` is
+fc8.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -18,11 +21,20 @@ from alexnet.train.config import FREEZE, SET_BY_THE_DATA
 
 
 def paper_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """{"conv1": …, "conv5": …, "fc6": …, "fc8": …}: the weight layers in the paper's names."""
-    convs = [m for m in model.features.modules() if isinstance(m, nn.Conv2d)]
-    linears = [m for m in model.classifier.modules() if isinstance(m, nn.Linear)]
-    return ({f"conv{i + 1}": m for i, m in enumerate(convs)}
-            | {f"fc{i + 6}": m for i, m in enumerate(linears)})
+    """{"conv1": …, "conv5": …, "fc6": …, "fc8": …}: the weight layers in the paper's names:
+    the modules' own names where they are the paper's (the paper family, whose layers keep
+    their names when `remove_conv` leaves one out: without conv3 the layers are conv1, conv2,
+    conv4, conv5), by position otherwise (torchvision's features.0, …)."""
+    convs = [(n.split(".", 1)[0], m) for n, m in model.features.named_modules()
+             if isinstance(m, nn.Conv2d)]
+    linears = [(n.split(".", 1)[0], m) for n, m in model.classifier.named_modules()
+               if isinstance(m, nn.Linear)]
+    named = all(re.fullmatch(r"conv\d", n) for n, _ in convs) and all(
+        re.fullmatch(r"fc\d", n) for n, _ in linears)
+    if named:
+        return dict(convs) | dict(linears)
+    return ({f"conv{i + 1}": m for i, (_, m) in enumerate(convs)}
+            | {f"fc{i + 6}": m for i, (_, m) in enumerate(linears)})
 
 
 def _param_names(model: nn.Module) -> dict[str, list[str]]:
