@@ -70,8 +70,7 @@ def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
         rows=rows,
         effect={"name": "validation − training error without dropout − with it, per seed",
                 "values": effects, "paper": 1.0, "unit": "points",
-                "note": "the paper states the direction (\"substantial overfitting\"), not a "
-                        "number"},
+                "paper_text": "positive: \"substantial overfitting\" without dropout"},
         verdict=verdict(effects, 1.0, floor=EXPERIMENT.floor, fmt="{:+.2%}",
                         paper_text="substantial overfitting without dropout"),
         draw=draw,

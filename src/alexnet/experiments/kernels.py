@@ -105,8 +105,7 @@ def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
     return Outcome(
         rows=rows,
         effect={"name": "|tower 2 − tower 1| mean chroma − random halves', per run",
-                "values": effects, "paper": 1.0, "unit": "chroma",
-                "note": "the paper states the direction, not a number"},
+                "values": effects, "paper": 1.0, "unit": "chroma", "paper_text": PAPER_TEXT},
         verdict=verdict(effects, 1.0, floor=EXPERIMENT.floor, fmt="{:+.3f}",
                         paper_text=PAPER_TEXT),
         draw=draw, notes=notes,

@@ -78,7 +78,8 @@ def markdown(p: dict[str, Any]) -> str:
                      f"{paper} |")
     e = p["effect"]
     values = ", ".join(fmt_value(x, e["unit"]) for x in e["values"]) or "none"
-    lines += ["", f"**Effect** ({e['name']}): {values}; paper {fmt_value(e['paper'], e['unit'])}.",
+    paper_effect = e.get("paper_text") or fmt_value(e["paper"], e["unit"])
+    lines += ["", f"**Effect** ({e['name']}): {values}; paper: {paper_effect}.",
               "", f"**Verdict: {v['word']}** — {v['reason']}.", "",
               f"_Rule:_ {v['rule']}.", ""]
     if p.get("notes"):

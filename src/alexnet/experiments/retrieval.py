@@ -81,8 +81,7 @@ def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
     return Outcome(
         rows=rows,
         effect={"name": f"precision@{PRECISION_K} of fc7 − of raw pixels, per run",
-                "values": effects, "paper": 1.0, "unit": "",
-                "note": "the paper shows examples, not a number"},
+                "values": effects, "paper": 1.0, "unit": "", "paper_text": PAPER_TEXT},
         verdict=verdict(effects, 1.0, floor=EXPERIMENT.floor, fmt="{:+.3f}",
                         paper_text=PAPER_TEXT),
         draw=draw,

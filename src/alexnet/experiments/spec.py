@@ -45,7 +45,8 @@ class Outcome:
 
     rows: {"quantity", "ours": [per-seed values], "paper": value or None, "unit": "%" |
     "epochs" | "x", "note": optional}; effect: {"name", "values": [per seed], "paper", "unit",
-    "note": optional}; draw(path) writes the figure from the same numbers.
+    "note": optional, "paper_text": optional, the paper's effect in words where it states only
+    a direction}; draw(path) writes the figure from the same numbers.
     """
 
     rows: list[dict[str, Any]]
