@@ -30,6 +30,7 @@ from alexnet.figures.experiments import ablation_figure
 QUICK = {"quick": True, "epochs": 10, "train_batches": None, "schedule.name": "events",
          "schedule.events": [{"epoch": 8, "lr": 0.001}], "log_every": 20}
 FULL = {"quick": False}  # the `paper` recipe as it is (§5: ~90 epochs, the plateau rule)
+DATA_HINT = "an ILSVRC-2012 tree or a folder made by `alexnet prepare`; QUICK: any image folder"
 
 
 @dataclass(frozen=True)

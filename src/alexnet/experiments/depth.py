@@ -10,6 +10,7 @@ seed and removed layer: top-1 error without it − with it (the verdict pools th
 from __future__ import annotations
 
 from alexnet.experiments.ablation import (
+    DATA_HINT,
     PAPER_NET,
     Condition,
     ablation_outcome,
@@ -39,8 +40,7 @@ EXPERIMENT = Experiment(
     name="depth", section="§7",
     claim="removing a middle convolutional layer costs about 2 points of top-1 error",
     paper="ILSVRC: about 2% worse top-1 error without any one middle layer",
-    default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare`; "
-    "QUICK: any image folder",
+    default_data=None, data_hint=DATA_HINT,
     seeds=(1, 1),
     cost=("12 min measured on 2 CPU cores: 4 QUICK runs of 10 epochs on tiny-imagenet-10 at "
           "64 px", "four ~90-epoch ILSVRC-2012 runs"),

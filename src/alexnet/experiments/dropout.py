@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 
 from alexnet.experiments.ablation import (
+    DATA_HINT,
     PAPER_NET,
     Condition,
     condition_arms,
@@ -89,8 +90,7 @@ EXPERIMENT = Experiment(
           "iterations to converge",
     paper="ILSVRC: \"substantial overfitting\" without dropout; \"roughly doubles\" the "
           "iterations with it",
-    default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare`; "
-    "QUICK: any image folder",
+    default_data=None, data_hint=DATA_HINT,
     seeds=(2, 1),
     cost=("13 min measured on 2 CPU cores: 4 QUICK `paper` runs of 10 epochs on "
           "tiny-imagenet-10 at 64 px", "two `paper` runs (~90 ILSVRC-2012 epochs each)"),

@@ -8,6 +8,7 @@ model option `lrn`), the same seeds; effect per seed: top-1 error without − wi
 from __future__ import annotations
 
 from alexnet.experiments.ablation import (
+    DATA_HINT,
     PAPER_NET,
     Condition,
     ablation_outcome,
@@ -36,8 +37,7 @@ EXPERIMENT = Experiment(
     name="lrn", section="§3.3",
     claim="response normalisation lowers the paper net's top-1 and top-5 error",
     paper="ILSVRC: top-1 / top-5 error 1.4 / 1.2 points lower with normalisation",
-    default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare`; "
-    "QUICK: any image folder",
+    default_data=None, data_hint=DATA_HINT,
     seeds=(2, 1),
     cost=("12 min measured on 2 CPU cores: 4 QUICK `paper` runs of 10 epochs on "
           "tiny-imagenet-10 at 64 px", "two `paper` runs (~90 ILSVRC-2012 epochs each)"),

@@ -12,6 +12,7 @@ and for each final net (its own training images, centre views, through `evaluate
 from __future__ import annotations
 
 from alexnet.experiments.ablation import (
+    DATA_HINT,
     PAPER_NET,
     Condition,
     ablation_outcome,
@@ -53,8 +54,7 @@ EXPERIMENT = Experiment(
     name="overlap", section="§3.4",
     claim="overlapping pooling lowers the error and makes the net slightly harder to overfit",
     paper="ILSVRC: top-1 / top-5 error 0.4 / 0.3 points lower than z = s = 2",
-    default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare`; "
-    "QUICK: any image folder",
+    default_data=None, data_hint=DATA_HINT,
     seeds=(2, 1),
     cost=("13 min measured on 2 CPU cores: 4 QUICK `paper` runs of 10 epochs on "
           "tiny-imagenet-10 at 64 px", "two `paper` runs (~90 ILSVRC-2012 epochs each)"),

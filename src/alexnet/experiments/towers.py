@@ -12,6 +12,7 @@ verdict is on the paper's comparison, half − paper; one-tower − paper is rep
 from __future__ import annotations
 
 from alexnet.experiments.ablation import (
+    DATA_HINT,
     PAPER_NET,
     Condition,
     ablation_outcome,
@@ -42,8 +43,7 @@ EXPERIMENT = Experiment(
     name="towers", section="§3.2",
     claim="two towers beat one GPU's net with half the kernels",
     paper="ILSVRC: top-1 / top-5 error 1.7 / 1.2 points lower than the half-kernel net",
-    default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare`; "
-    "QUICK: any image folder",
+    default_data=None, data_hint=DATA_HINT,
     seeds=(2, 1),
     cost=("18 min measured on 2 CPU cores: 6 QUICK runs of 10 epochs on tiny-imagenet-10 at "
           "64 px", "three ~90-epoch ILSVRC-2012 runs"),
