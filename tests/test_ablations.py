@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from alexnet.errors import ConfigError
 from alexnet.evaluation.checkpoints_eval import evaluate_checkpoints
 from alexnet.experiments import run_experiment
 from alexnet.experiments.ablation import (
@@ -170,3 +171,26 @@ def test_kernels_and_retrieval_from_trained_runs(tmp_path, eval_data):
     assert rows["chance (a random training image's label matches)"] == pytest.approx(1 / 3)
     assert (retrieval / "fig4-paper-seed0.png").is_file()
     assert (retrieval / "fig4-paper-seed0-pixels.png").is_file()
+
+
+def test_reuse_copies_the_same_finished_runs_only(tmp_path, eval_data):
+    """The ablations all train the paper net with the same seeds: --reuse copies those arms
+    from another experiment when their resolved config is the same, and trains the rest."""
+    data = eval_data(n=12, classes=3)
+    lrn = tmp_path / "lrn"
+    run_experiment("lrn", data=data["source"], seeds=1, out=str(lrn), overrides=TOY)
+    out = tmp_path / "overlap"
+    results = run_experiment("overlap", data=data["source"], seeds=1, out=str(out),
+                             overrides=TOY, reuse=[str(lrn)])
+    assert [(a["name"], a["status"]) for a in results["arms"]] == [
+        ("paper-seed0", "reused"), ("non-overlap-seed0", "trained")]
+    copied, original = out / "arms" / "paper-seed0", lrn / "arms" / "paper-seed0"
+    assert (copied / "metrics.jsonl").read_text() == (original / "metrics.jsonl").read_text()
+    assert not copied.is_symlink()
+    other = tmp_path / "towers"  # another learning rate: not the same run, trained anew
+    results = run_experiment("towers", data=data["source"], seeds=1, out=str(other),
+                             overrides=[*TOY, "optim.lr=0.02"], reuse=[str(lrn), str(out)])
+    assert {a["status"] for a in results["arms"]} == {"trained"}
+    with pytest.raises(ConfigError, match="not an experiment folder"):
+        run_experiment("depth", data=data["source"], seeds=1, out=str(tmp_path / "d"),
+                       overrides=TOY, reuse=[str(tmp_path / "nothing")])

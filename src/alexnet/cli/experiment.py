@@ -33,8 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--out", help="experiment folder (default runs/experiments/NAME[-quick])")
     run.add_argument("--full", action="store_true", help="the full version, not QUICK")
     run.add_argument("--from", dest="source", metavar="DIR",
-                     help="views, ensemble: evaluate these trained runs (a run folder or an "
-                          "experiment folder) instead of training new ones")
+                     help="views, ensemble, kernels, retrieval: evaluate these trained runs (a "
+                          "run folder or an experiment folder) instead of training new ones")
+    run.add_argument("--reuse", action="append", metavar="DIR", default=[],
+                     help="another experiment folder: its finished arms with the same name and "
+                          "config are copied, not trained again (repeatable; e.g. the paper "
+                          "net's runs of `lrn` for `overlap`)")
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                      help=OVERRIDE_HELP)
     run.set_defaults(func=_run)
@@ -66,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
     from alexnet.experiments.runner import run_experiment
 
     results = run_experiment(args.name, data=args.data, seeds=args.seeds, out=args.out,
-                             full=args.full, overrides=args.overrides, source=args.source)
+                             full=args.full, overrides=args.overrides, source=args.source,
+                             reuse=args.reuse)
     return 130 if results is None else 0
 
 

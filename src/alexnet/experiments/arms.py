@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,46 @@ def train_curve(records: list[dict[str, Any]]) -> list[tuple[int, float]]:
     """[(epochs completed, top-1 error on that epoch's training batches as trained)]."""
     rows = sorted((r for r in records if r.get("split") == "train"), key=lambda r: r["epoch"])
     return [(int(r["epoch"]) + 1, float(r["top1_err"])) for r in rows]
+
+
+def same_config(ours: Any, theirs: Any) -> bool:
+    """Whether a run's config.yaml (`theirs`) holds every key of the resolved config `ours`
+    with the same value (lists and tuples alike; keys the run added, such as `distributed`,
+    do not count)."""
+    if isinstance(ours, dict):
+        return isinstance(theirs, dict) and all(
+            k in theirs and same_config(v, theirs[k]) for k, v in ours.items())
+    if isinstance(ours, (list, tuple)):
+        return (isinstance(theirs, (list, tuple)) and len(ours) == len(theirs)
+                and all(same_config(a, b) for a, b in zip(ours, theirs, strict=True)))
+    return ours == theirs
+
+
+def reusable_arm(arm: Arm, pairs: dict[str, Any], sources: list[Path]) -> Path | None:
+    """A finished arm of the same name in one of the experiment folders `sources` (`--reuse`)
+    whose resolved config is this arm's: the same recipe, overrides and seed, so the same run
+    (CPU training is deterministic; a GPU's may differ in the last bits)."""
+    import yaml
+
+    ours = arm_config(arm, pairs)
+    for source in sources:
+        folder = source / ARMS / arm.name
+        if arm_state(folder) != "finished":
+            continue
+        try:
+            theirs = yaml.safe_load((folder / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if same_config(ours, theirs):
+            return folder
+    return None
+
+
+def copy_arm(found: Path, folder: Path) -> None:
+    """Copy a finished arm's run folder into this experiment (a copy, not a link: the other
+    experiment may be deleted or continued)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = folder.with_name(folder.name + ".copying")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(found, partial)
+    partial.rename(folder)

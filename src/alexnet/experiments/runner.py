@@ -31,8 +31,10 @@ from alexnet.experiments.arms import (
     arm_folder,
     arm_overrides,
     arm_state,
+    copy_arm,
     final_val,
     read_records,
+    reusable_arm,
     run_arm,
 )
 from alexnet.experiments.registry import EXPERIMENTS, get_experiment
@@ -84,16 +86,22 @@ def make_plan(name: str, *, data: str | None = None, seeds: int | None = None,
 
 def run_experiment(name: str, *, data: str | None = None, seeds: int | None = None,
                    out: str | None = None, full: bool = False,
-                   overrides: list[str] | None = None, source: str | None = None
-                   ) -> dict[str, Any] | None:
+                   overrides: list[str] | None = None, source: str | None = None,
+                   reuse: list[str] | None = None) -> dict[str, Any] | None:
     """`alexnet experiment run`: train the arms not finished yet (one at a time), then analyse
     them and write results.json, results.md and figure.png. Returns the results, or None when
-    a signal stopped an arm (the same command continues it)."""
+    a signal stopped an arm (the same command continues it). `reuse`: other experiment folders
+    whose finished arms of the same name and resolved config are copied instead of trained
+    (the ablations all train the paper net with the same seeds)."""
     start = time.perf_counter()
     plan = make_plan(name, data=data, seeds=seeds, full=full, overrides=overrides,
                      source=source)
     exp = get_experiment(name)
     folder = Path(out) if out else default_out(name, plan.quick)
+    sources = [Path(r) for r in reuse or []]
+    for r in sources:
+        if not (r / PLAN).is_file():
+            raise ConfigError(f"--reuse {r}: not an experiment folder (no {PLAN})")
     claim_plan(folder, plan)
     arms = exp.arms(plan)
     pairs = {arm.name: arm_overrides(arm, plan.extra, plan.data) for arm in arms}
@@ -107,6 +115,14 @@ def run_experiment(name: str, *, data: str | None = None, seeds: int | None = No
     statuses: dict[str, str] = {}
     for i, arm in enumerate(arms, start=1):
         where = arm_folder(folder, arm)
+        found = (reusable_arm(arm, pairs[arm.name], sources)
+                 if sources and states[arm.name] == "new" else None)
+        if found is not None:
+            copy_arm(found, where)
+            statuses[arm.name] = "reused"
+            print(f"[{i}/{len(arms)}] {arm.name}: the same run finished in {found}, copied",
+                  flush=True)
+            continue
         print(f"[{i}/{len(arms)}] {arm.name}: " + ("finished before, skipped"
               if states[arm.name] == "finished" else f"training -> {where}"), flush=True)
         try:
