@@ -77,9 +77,9 @@ def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
          "ours": [c["mean1"] for c in values], "paper": None},
         {"quantity": "tower 2: mean chroma of conv1's kernels", "unit": "chroma",
          "ours": [c["mean2"] for c in values], "paper": None},
-        {"quantity": "|tower 2 − tower 1|", "unit": "chroma",
+        {"quantity": "distance between the towers' means", "unit": "chroma",
          "ours": [c["distance"] for c in values], "paper": None},
-        {"quantity": "|half − half| for random halves of the same kernels", "unit": "chroma",
+        {"quantity": "the same for random halves of the kernels", "unit": "chroma",
          "ours": [c["chance"] for c in values], "paper": None},
         {"quantity": "runs whose tower 2 is the more colour-specific", "unit": "runs",
          "ours": [float(sum(c["mean2"] > c["mean1"] for c in values))], "paper": None,
@@ -104,7 +104,7 @@ def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
         notes.append(f"not two RGB towers, left out: {', '.join(skipped)}")
     return Outcome(
         rows=rows,
-        effect={"name": "|tower 2 − tower 1| mean chroma − random halves', per run",
+        effect={"name": "distance between the towers' mean chroma − random halves', per run",
                 "values": effects, "paper": 1.0, "unit": "chroma", "paper_text": PAPER_TEXT},
         verdict=verdict(effects, 1.0, floor=EXPERIMENT.floor, fmt="{:+.3f}",
                         paper_text=PAPER_TEXT),
