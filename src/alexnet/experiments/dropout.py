@@ -92,8 +92,9 @@ EXPERIMENT = Experiment(
           "iterations with it",
     default_data=None, data_hint=DATA_HINT,
     seeds=(2, 1),
-    cost=("13 min measured on 2 CPU cores: 4 QUICK `paper` runs of 10 epochs on "
-          "tiny-imagenet-10 at 64 px", "two `paper` runs (~90 ILSVRC-2012 epochs each)"),
+    cost=("about 16 min on 2 CPU cores: 4 runs of 10 QUICK epochs on tiny-imagenet-10 at 64 px; "
+          "9 min measured with --reuse of lrn's paper-net runs",
+          "two `paper` runs (~90 ILSVRC-2012 epochs each)"),
     varies=("model.dropout", "seed"),
     floor=0.02, floor_why="one seed: 2 points of validation − training error",
     arms=arms, analyse=analyse)

@@ -121,8 +121,8 @@ EXPERIMENT = Experiment(
     default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare`; "
     "QUICK: any RGB image folder; or --from a run or experiment folder",
     seeds=(3, 2),
-    cost=("9 min measured on 2 CPU cores: 3 QUICK `paper` runs of 10 epochs on "
-          "tiny-imagenet-10 at 64 px; seconds with --from", "one `paper` run per seed "
+    cost=("about 11 min on 2 CPU cores: 3 QUICK `paper` runs of 10 epochs on tiny-imagenet-10 "
+          "at 64 px; 14 s measured with --from lrn's four runs", "one `paper` run per seed "
           "(~90 ILSVRC-2012 epochs)"),
     varies=("seed",),
     floor=0.02, floor_why="one run: 0.02 of chroma beyond random halves",

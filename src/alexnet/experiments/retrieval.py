@@ -101,8 +101,8 @@ EXPERIMENT = Experiment(
     default_data=None, data_hint="an ILSVRC-2012 tree or a folder made by `alexnet prepare`; "
     "QUICK: any image folder; or --from a run or experiment folder",
     seeds=(1, 1),
-    cost=("4 min measured on 2 CPU cores: one QUICK `paper` run of 10 epochs on "
-          "tiny-imagenet-10 at 64 px and the search; under a minute with --from",
+    cost=("about 5 min on 2 CPU cores: one QUICK `paper` run of 10 epochs on tiny-imagenet-10 "
+          "at 64 px and the search; 1 min 30 s measured with --from a run",
           "one `paper` run (~90 ILSVRC-2012 epochs) + 50,000 stored images"),
     varies=("seed",),
     floor=0.02, floor_why="one run: 0.02 of precision@6",

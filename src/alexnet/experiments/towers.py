@@ -45,8 +45,9 @@ EXPERIMENT = Experiment(
     paper="ILSVRC: top-1 / top-5 error 1.7 / 1.2 points lower than the half-kernel net",
     default_data=None, data_hint=DATA_HINT,
     seeds=(2, 1),
-    cost=("18 min measured on 2 CPU cores: 6 QUICK runs of 10 epochs on tiny-imagenet-10 at "
-          "64 px", "three ~90-epoch ILSVRC-2012 runs"),
+    cost=("about 25 min on 2 CPU cores: 6 runs of 10 QUICK epochs on tiny-imagenet-10 at 64 px "
+          "(3 min 40 s per two-tower run, 5 min 30 s per one-tower run); 19 min measured with "
+          "--reuse of lrn's paper-net runs", "three ~90-epoch ILSVRC-2012 runs"),
     varies=("model.name", "seed"),
     floor=0.01, floor_why="one seed: 1 point of top-1 error",
     arms=arms, analyse=analyse)

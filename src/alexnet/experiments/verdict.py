@@ -44,7 +44,8 @@ def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
 
 
 def verdict(effects: Sequence[float], paper: float, *, floor: float,
-            fmt: str = "{:+.4g}", paper_text: str | None = None) -> Verdict:
+            fmt: str = "{:+.4g}", paper_text: str | None = None,
+            over: str = "seeds") -> Verdict:
     """The verdict on per-seed `effects` against the paper's effect `paper` (same definition,
     same sign convention).
 
@@ -59,7 +60,8 @@ def verdict(effects: Sequence[float], paper: float, *, floor: float,
 
     `fmt` formats the numbers in the reason; `paper_text` replaces the paper's number there
     where the paper states only a direction (e.g. Fig. 3: "one tower colour-specific"; then
-    `paper` is +1 or -1 and only its sign counts).
+    `paper` is +1 or -1 and only its sign counts); `over` names what the effects are one per
+    (e.g. "runs" where each seed gives one effect per ablated layer).
     """
     values = [float(e) for e in effects]
     n = len(values)
@@ -70,7 +72,7 @@ def verdict(effects: Sequence[float], paper: float, *, floor: float,
         return Verdict(INCONCLUSIVE, "an effect is not a finite number", None, None, n, paper)
     m, s = mean_std(values)
     spread = s if s is not None else float(floor)
-    what = (f"the std over {n} seeds, {fmt.format(spread)}" if s is not None
+    what = (f"the std over {n} {over}, {fmt.format(spread)}" if s is not None
             else f"the floor for one seed, {fmt.format(spread)}")
     if paper == 0:
         return Verdict(INCONCLUSIVE, "the paper's effect is 0: no direction to compare",
