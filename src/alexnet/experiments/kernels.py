@@ -14,8 +14,6 @@ split into two random halves of 48 (what an unspecialised net shows): effect per
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +82,12 @@ def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
         {"quantity": "runs whose tower 2 is the more colour-specific", "unit": "runs",
          "ours": [float(sum(c["mean2"] > c["mean1"] for c in values))], "paper": None,
          "note": "the paper: GPU 2 in its runs, \"modulo a renumbering of the GPUs\""}]
-    scratch = Path(tempfile.mkdtemp(prefix="alexnet-kernels-"))
-    pictures = {name: conv1_kernels_figure(c.pop("weight"), scratch / f"kernels-{name}.png",
-                                           towers=2, title=f"conv1 of {name}")
-                for name, c in measured.items()}
+    weights = {name: c.pop("weight") for name, c in measured.items()}  # (96, 3, 11, 11) each
 
     def draw(path: Path) -> Path:
-        for pic in pictures.values():  # Fig. 3 of every run beside the figure
-            shutil.move(str(pic), path.with_name(pic.name))
-        shutil.rmtree(scratch, ignore_errors=True)
+        for name, weight in weights.items():  # Fig. 3 of every run beside the figure
+            conv1_kernels_figure(weight, path.with_name(f"kernels-{name}.png"), towers=2,
+                                 title=f"conv1 of {name}")
         return chroma_figure([{"label": name, "towers": [c["tower1"], c["tower2"]]}
                               for name, c in measured.items()], path,
                              title="Fig. 3 measured: conv1 chroma per tower (0 grey, "
@@ -110,7 +105,7 @@ def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
                         paper_text=PAPER_TEXT),
         draw=draw, notes=notes,
         details={"runs": measured,
-                 "kernel_figures": [p.name for p in pictures.values()]})
+                 "kernel_figures": [f"kernels-{name}.png" for name in weights]})
 
 
 EXPERIMENT = Experiment(
