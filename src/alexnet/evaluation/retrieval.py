@@ -388,13 +388,14 @@ def fig4_figure(queries: torch.Tensor, query_labels: torch.Tensor, base: torch.T
     def picture(row: torch.Tensor) -> torch.Tensor:
         return display_image(row.float().view(channels, side, side), normalization)
 
-    label = [classes[int(t)] if int(t) < len(classes) else str(int(t)) for t in base_labels]
+    def name(label: torch.Tensor) -> str:
+        return classes[int(label)] if int(label) < len(classes) else str(int(label))
+
     return neighbors_figure(
         [picture(q) for q in query_pixels], [[picture(base_pixels[int(i)]) for i in row]
                                              for row in idx], path, distances=dist,
-        labels=[[label[int(i)] for i in row] for row in idx],
-        query_labels=[classes[int(t)] if int(t) < len(classes) else str(int(t))
-                      for t in query_labels], by=by)
+        labels=[[name(base_labels[int(i)]) for i in row] for row in idx],
+        query_labels=[name(t) for t in query_labels], by=by)
 
 
 def format_retrieval(result: dict[str, Any]) -> str:

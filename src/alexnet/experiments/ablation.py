@@ -46,11 +46,11 @@ class Condition:
 PAPER_NET = Condition("paper", "paper net", {})
 
 
-def condition_arms(plan: Plan, conditions: Sequence[Condition], *, quick: dict[str, Any] = QUICK,
-                   recipe: str = "paper") -> list[Arm]:
-    """Each condition trained with seeds 0 .. plan.seeds-1; condition by condition."""
-    base = quick if plan.quick else FULL
-    return [Arm(f"{c.key}-seed{seed}", recipe, {**base, **c.overrides, "seed": seed},
+def condition_arms(plan: Plan, conditions: Sequence[Condition]) -> list[Arm]:
+    """Each condition (the `paper` recipe + its options) trained with seeds 0 .. plan.seeds-1;
+    condition by condition."""
+    base = QUICK if plan.quick else FULL
+    return [Arm(f"{c.key}-seed{seed}", "paper", {**base, **c.overrides, "seed": seed},
                 {"condition": c.key, "seed": seed})
             for c in conditions for seed in range(plan.seeds)]
 
