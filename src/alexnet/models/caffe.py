@@ -137,8 +137,7 @@ def _model_kinds(model: AlexNetBase) -> list[str]:
     for module in [*model.features.children(), *model.classifier.children()]:
         if isinstance(module, nn.Sequential):  # conv1: zero pad + conv
             module = module[-1]
-        if type(module) in kinds:
-            out.append(kinds[type(module)])
+        out += [kind for cls, kind in kinds.items() if isinstance(module, cls)][:1]
     return out
 
 

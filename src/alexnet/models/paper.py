@@ -15,6 +15,7 @@ from torch import nn
 
 from alexnet.errors import ConfigError
 from alexnet.models.base import AlexNetBase
+from alexnet.models.conv import Conv2d
 from alexnet.models.dropout import make_dropout
 from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm
 
@@ -162,7 +163,7 @@ class PaperAlexNet(AlexNetBase):
             # conv2 -> ReLU -> cross-map norm -> same-map norm (`rnorm`) -> pool.
             stem = [("conv1", conv1), ("lrn1", norm()), ("pool1", nn.MaxPool2d(pk, ps)),
                     ("relu1", act()),
-                    ("conv2", nn.Conv2d(ins[2], c2, 5, padding=2, groups=g)), ("relu2", act()),
+                    ("conv2", Conv2d(ins[2], c2, 5, padding=2, groups=g)), ("relu2", act()),
                     ("lrn2", norm()),
                     ("rnorm2", SameMapResponseNorm(**RNORM_ARGS) if lrn else nn.Identity()),
                     ("pool2", nn.MaxPool2d(pk, ps))]
@@ -170,12 +171,12 @@ class PaperAlexNet(AlexNetBase):
             # §3.3-3.4: LRN after the ReLU of conv1 and conv2, then overlapping pooling.
             stem = [("conv1", conv1), ("relu1", act()), ("lrn1", norm()),
                     ("pool1", nn.MaxPool2d(pk, ps)),  # (B, 96, 27, 27)
-                    ("conv2", nn.Conv2d(ins[2], c2, 5, padding=2, groups=g)),  # (B, 256, 27, 27)
+                    ("conv2", Conv2d(ins[2], c2, 5, padding=2, groups=g)),  # (B, 256, 27, 27)
                     ("relu2", act()), ("lrn2", norm()), ("pool2", nn.MaxPool2d(pk, ps))]
         layers = stem + [  # (B, 256, 13, 13)
-            ("conv3", nn.Conv2d(ins[3], c3, 3, padding=1)), ("relu3", act()),  # both towers
-            ("conv4", nn.Conv2d(ins[4], c4, 3, padding=1, groups=g)), ("relu4", act()),
-            ("conv5", nn.Conv2d(ins[5], c5, 3, padding=1, groups=g)), ("relu5", act()),
+            ("conv3", Conv2d(ins[3], c3, 3, padding=1)), ("relu3", act()),  # both towers
+            ("conv4", Conv2d(ins[4], c4, 3, padding=1, groups=g)), ("relu4", act()),
+            ("conv5", Conv2d(ins[5], c5, 3, padding=1, groups=g)), ("relu5", act()),
             ("pool5", nn.MaxPool2d(pk, ps)),  # (B, 256, 6, 6)
         ]
         gone = removed_modules(remove_conv)
