@@ -123,6 +123,7 @@ def test_bench_loader_reports_a_rate(fm_root):
     result = bench_loader("fashion-mnist", batch_size=32, device="cpu", num_batches=3,
                           root=str(fm_root), resize=32)
     assert result["images"] == 96 and result["images_per_s"] > 0 and result["path"] == "memory"
+    assert "of_decode" not in result  # no JPEGs to decode: no decode ceiling
 
 
 def test_missing_tree_is_a_data_error(tmp_path):

@@ -1,16 +1,45 @@
-"""`bench_loader`: decoded + augmented images per second of the training loader."""
+"""`bench_loader`: decoded + augmented images per second of the training loader, and for a
+prepared (packed JPEG) folder what the same cores decode with nothing else to do: the loader's
+ceiling on a CPU, against which its rate is read."""
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
 import torch
 
 from alexnet.data.config import DataConfig
+from alexnet.data.images import decode_jpegs
 from alexnet.data.loaders import build_loaders
+from alexnet.data.packed import PackedSplit
 from alexnet.errors import DataError
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
+def decode_rate(split: PackedSplit, images: int, threads: int) -> float:
+    """Images/s of torchvision's `decode_jpeg` alone on `threads` threads (it releases the GIL),
+    over the first `images` JPEGs of `split`, read into memory first."""
+    data = [split.raw(i) for i in range(min(images, len(split)))]
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one image per thread, as the loader's workers decode
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(decode_jpegs, data[:threads]))  # threads started, decoder loaded
+            tick = time.perf_counter()
+            list(pool.map(decode_jpegs, data))
+            seconds = time.perf_counter() - tick
+    finally:
+        torch.set_num_threads(torch_threads)
+    return len(data) / max(seconds, 1e-9)
 
 
 def _sync(device: torch.device) -> None:
@@ -24,7 +53,10 @@ def bench_loader(source: str, *, batch_size: int = 128, device: str | torch.devi
 
     `options` are further `DataConfig` keys (crop, resize, lighting, workers, ...); for an
     image tree or prepared folder the paper's defaults apply (256 -> random 224 crops, flips).
-    Returns images/s, ms per batch, the read path (memory | workers | cuda) and the setup time.
+    Returns images/s, ms per batch, the read path (memory | workers | threads | cuda) and the
+    setup time; for a prepared folder read on the CPU also `decode_only_images_per_s` (the same
+    number of images decoded by `decode_rate` on every usable core) and `of_decode` (the
+    loader's rate as a fraction of it).
     """
     device = torch.device(device)
     start = time.perf_counter()
@@ -46,9 +78,18 @@ def bench_loader(source: str, *, batch_size: int = 128, device: str | torch.devi
         images, shape = images + len(y), list(x.shape)
     _sync(device)
     seconds = time.perf_counter() - tick
+    batches.close()  # stops the loader's workers and threads before the decode-only timing
+    rate = images / max(seconds, 1e-9)
+    ceiling = {}
+    split = bundle.train.fetcher.split
+    if isinstance(split, PackedSplit) and bundle.path != "cuda":
+        decode_only = decode_rate(split, images, usable_cores())
+        ceiling = {"decode_only_images_per_s": round(decode_only, 1),
+                   "decode_threads": usable_cores(), "of_decode": round(rate / decode_only, 3)}
     return {"source": source, "device": str(device), "path": bundle.path,
             "batch_size": batch_size, "batches": num_batches, "images": images,
-            "seconds": round(seconds, 4), "images_per_s": round(images / max(seconds, 1e-9), 1),
+            "seconds": round(seconds, 4), "images_per_s": round(rate, 1),
             "ms_per_batch": round(1000 * seconds / num_batches, 3),
             "setup_s": round(setup, 3), "batch_shape": shape,
-            "workers": bundle.config["workers"], "torch_threads": torch.get_num_threads()}
+            "workers": bundle.config["workers"], "torch_threads": torch.get_num_threads(),
+            **ceiling}
