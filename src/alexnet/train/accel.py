@@ -12,6 +12,9 @@ batch 32; one thread, CPU time per step, eager fp32 = 1):
   the weights instead of four passes): together with bf16 and channels_last ~1.6x on one
   thread. Compiling takes about a minute on 2 cores, so a CPU run compiles only when it has at
   least `CPU_COMPILE_MIN_STEPS` steps.
+- In the model itself, bf16 conv layers on maps of at most 3×3 (conv3-conv5 at 64 px) compute
+  their weight gradient as one matrix product (`alexnet.models.conv`): oneDNN's is several
+  times slower there.
 """
 
 from __future__ import annotations
