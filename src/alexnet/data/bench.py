@@ -13,7 +13,6 @@ from typing import Any
 import torch
 
 from alexnet.data.config import DataConfig
-from alexnet.data.images import decode_jpegs
 from alexnet.data.loaders import build_loaders
 from alexnet.data.packed import PackedSplit
 from alexnet.errors import DataError
@@ -26,20 +25,20 @@ def usable_cores() -> int:
 
 
 def decode_rate(split: PackedSplit, images: int, threads: int) -> float:
-    """Images/s of torchvision's `decode_jpeg` alone on `threads` threads (it releases the GIL),
-    over the first `images` JPEGs of `split`, read into memory first."""
-    data = [split.raw(i) for i in range(min(images, len(split)))]
+    """Images/s of `split.decode` (torchvision's `decode_jpeg`, which releases the GIL) alone on
+    `threads` threads, over the first `images` JPEGs of `split`."""
+    indices = range(min(images, len(split)))
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one image per thread, as the loader's workers decode
     try:
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(decode_jpegs, data[:threads]))  # threads started, decoder loaded
+            list(pool.map(split.decode, indices[:threads]))  # threads started, decoder loaded
             tick = time.perf_counter()
-            list(pool.map(decode_jpegs, data))
+            list(pool.map(split.decode, indices))
             seconds = time.perf_counter() - tick
     finally:
         torch.set_num_threads(torch_threads)
-    return len(data) / max(seconds, 1e-9)
+    return len(indices) / max(seconds, 1e-9)
 
 
 def _sync(device: torch.device) -> None:
