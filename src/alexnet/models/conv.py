@@ -68,10 +68,13 @@ class Conv2d(nn.Conv2d):
     """`nn.Conv2d`; a stride-1 layer training in bf16 on the CPU with an output map of at most
     `SMALL_MAP` positions computes its weight gradient by `weight_grad`."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self._small_map_path(x):
-            return super().forward(x)
-        weight, bias = self.weight, self.bias
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        # `input` as nn.Conv2d names it, here and in `_small_map_path`: torch.jit.trace's check
+        # compares two traces' value names, which come from the arguments a tensor passes
+        # through; other names made the `alexnet export --format torchscript` check fail.
+        if not self._small_map_path(input):
+            return super().forward(input)
+        x, weight, bias = input, self.weight, self.bias
         if torch.is_autocast_enabled("cpu"):  # cast as autocast would, then run without it
             dtype = torch.get_autocast_dtype("cpu")
             x, weight = x.to(dtype), weight.to(dtype)
@@ -79,7 +82,8 @@ class Conv2d(nn.Conv2d):
         with torch.autocast("cpu", enabled=False):
             return _SmallMapConv.apply(x, weight, bias, self.padding[0], self.groups)
 
-    def _small_map_path(self, x: torch.Tensor) -> bool:
+    def _small_map_path(self, input: torch.Tensor) -> bool:
+        x = input
         if (x.device.type != "cpu" or not torch.is_grad_enabled() or not self.weight.requires_grad
                 or self.stride != (1, 1) or self.dilation != (1, 1)
                 or self.padding_mode != "zeros" or isinstance(self.padding, str)
