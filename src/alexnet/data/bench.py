@@ -82,9 +82,10 @@ def bench_loader(source: str, *, batch_size: int = 128, device: str | torch.devi
     ceiling = {}
     split = bundle.train.fetcher.split
     if isinstance(split, PackedSplit) and bundle.path != "cuda":
-        decode_only = decode_rate(split, images, usable_cores())
+        threads = usable_cores()
+        decode_only = decode_rate(split, images, threads)
         ceiling = {"decode_only_images_per_s": round(decode_only, 1),
-                   "decode_threads": usable_cores(), "of_decode": round(rate / decode_only, 3)}
+                   "decode_threads": threads, "of_decode": round(rate / decode_only, 3)}
     return {"source": source, "device": str(device), "path": bundle.path,
             "batch_size": batch_size, "batches": num_batches, "images": images,
             "seconds": round(seconds, 4), "images_per_s": round(rate, 1),
