@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 import time
 import types
@@ -17,7 +18,7 @@ from alexnet.bench.lrn import LRNBenchConfig, run_lrn_bench
 from alexnet.bench.timing import time_calls
 from alexnet.bench.train import TrainBenchConfig, plain_lrn, run_train_bench
 from alexnet.cli import main
-from alexnet.errors import ConfigError
+from alexnet.errors import AlexNetError, ConfigError
 from alexnet.models import LocalResponseNorm, create_model
 from alexnet.train.optim import PaperSGD
 from alexnet.train.step import make_train_step
@@ -71,6 +72,29 @@ def test_train_bench_runs_both_steps_on_cpu(native: bool, monkeypatch: pytest.Mo
     table = format_train_bench(result)
     assert "optimised " in table and "plain eager fp32" in table and "GFLOP/s" in table
     assert ("no native bf16" in table) is not native
+
+
+def test_plain_step_runs_in_a_process_of_its_own_without_our_allocator_setting() -> None:
+    """A user's script runs with glibc's defaults; the benchmark's process keeps freed
+    memory (alexnet.cpu), which would make the plain row faster than the user's step."""
+    from alexnet import cpu
+    from alexnet.bench.plain import PlainProcess
+
+    cpu.keep_freed_memory()
+    child = PlainProcess(TrainBenchConfig(model="paper", **TINY))
+    try:
+        assert child.info["pid"] != os.getpid()
+        assert child.info["keeps_freed_memory"] is False
+        assert child.time(2, 1) > 0
+    finally:
+        child.close()
+
+
+def test_a_failing_plain_process_says_what_failed() -> None:
+    from alexnet.bench.plain import PlainProcess
+
+    with pytest.raises(AlexNetError, match="plain step failed in its process: .*unknown model"):
+        PlainProcess(TrainBenchConfig(model="no-such-model", **TINY))
 
 
 def test_timed_step_trains() -> None:

@@ -1,5 +1,6 @@
-"""`alexnet.models.conv`: the small-map bf16 weight gradient equals the convolution's own, and
-is used only where it was measured to be faster (CPU, bf16, stride 1, maps of at most 3×3)."""
+"""`alexnet.models.conv`: the matrix-product bf16 weight gradient equals the convolution's own,
+and is used only where it was measured to be faster (CPU, bf16; stride 1 with maps of at most
+3×3, or a first layer of at most 3 input channels at any stride)."""
 
 import pytest
 import torch
@@ -32,6 +33,31 @@ def test_weight_grad_equals_the_convolutions_own(cin, cout, k, pad, groups, chan
                                rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("cin", [1, 3])
+def test_strided_weight_grad_equals_the_convolutions_own(cin):
+    torch.manual_seed(0)
+    x = torch.randn(2, cin, 67, 67)  # conv1 at 64 px after its right/bottom padding
+    w = torch.randn(96, cin, 11, 11)
+    go = torch.randn(2, 96, 15, 15)
+    want = torch.nn.grad.conv2d_weight(x, w.shape, go, stride=4)
+    torch.testing.assert_close(weight_grad(x, go, w.shape, 0, 1, stride=4), want,
+                               rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("cin", [1, 3])
+def test_bf16_training_of_a_first_layer_takes_the_matrix_product_path(cin):
+    torch.manual_seed(0)
+    ours = Conv2d(cin, 16, 11, stride=4)
+    ref = nn.Conv2d(cin, 16, 11, stride=4)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(4, cin, 67, 67)
+    got, want = _grads(ours, x, amp=True), _grads(ref, x, amp=True)
+    assert "_WindowGradConv" in type(got[-1]).__name__
+    for a, b in zip(got[:-1], want[:-1], strict=True):  # output, dx, dw, db
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=5e-2)
+
+
 @pytest.mark.parametrize("groups", [1, 2])
 def test_bf16_training_on_3x3_maps_takes_the_small_map_path_with_the_same_gradients(groups):
     torch.manual_seed(0)
@@ -40,8 +66,8 @@ def test_bf16_training_on_3x3_maps_takes_the_small_map_path_with_the_same_gradie
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(8, 32, 3, 3)
     got, want = _grads(ours, x, amp=True), _grads(ref, x, amp=True)
-    assert "_SmallMapConv" in type(got[-1]).__name__
-    assert "_SmallMapConv" not in type(want[-1]).__name__
+    assert "_WindowGradConv" in type(got[-1]).__name__
+    assert "_WindowGradConv" not in type(want[-1]).__name__
     for a, b in zip(got[:-1], want[:-1], strict=True):  # output, dx, dw, db
         assert a.dtype == b.dtype
         torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-2)
@@ -52,7 +78,7 @@ def test_bf16_training_on_3x3_maps_takes_the_small_map_path_with_the_same_gradie
 @pytest.mark.parametrize(("size", "amp", "stride", "grad"), [
     (3, False, 1, True),  # fp32: oneDNN is as fast
     (4, True, 1, True),  # 4×4 maps: oneDNN is as fast for grouped layers
-    (9, True, 2, True),  # stride 2
+    (9, True, 2, True),  # stride 2 with more than 3 input channels
     (3, True, 1, False),  # no gradient: inference
 ])
 def test_everything_else_keeps_the_ordinary_convolution(size, amp, stride, grad):
@@ -61,7 +87,7 @@ def test_everything_else_keeps_the_ordinary_convolution(size, amp, stride, grad)
     with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16,
                                                       enabled=amp):
         out = conv(x)
-    assert out.grad_fn is None or "_SmallMapConv" not in type(out.grad_fn).__name__
+    assert out.grad_fn is None or "_WindowGradConv" not in type(out.grad_fn).__name__
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
         torch.testing.assert_close(out, nn.Conv2d.forward(conv, x))
 

@@ -7,7 +7,8 @@ of `alexnet.kernels.lrn` (picked automatically by `LocalResponseNorm` on CUDA), 
 autotuning, no host sync per step; on a CPU bf16 autocast where the CPU has native bf16,
 channels_last, torch.compile of the model and of the update.
 Plain: the same network and weights with `torch.nn.LocalResponseNorm`, fp32, NCHW, eager,
-`torch.optim.SGD`. On the CPU both are timed in alternating rounds in one process.
+`torch.optim.SGD`. On the CPU both are timed in alternating rounds, the plain step in a process
+of its own that starts as a user's script does (`alexnet.bench.plain`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from alexnet.bench.plain import PlainProcess, plain_inputs
 from alexnet.bench.timing import (
     device_name,
     peak_memory_mib,
@@ -30,7 +32,6 @@ from alexnet.bench.timing import (
 from alexnet.cpu import keep_freed_memory
 from alexnet.devices import resolve_device
 from alexnet.errors import ConfigError
-from alexnet.models import create_model
 from alexnet.models.lrn import LocalResponseNorm, _fused_lrn, lrn_reference
 from alexnet.models.profile import model_stats
 from alexnet.train.accel import step_settings
@@ -120,23 +121,27 @@ def _time_step(step: Callable[[], None], cfg: TrainBenchConfig, device: torch.de
             "peak_memory_mib": peak_memory_mib(device)}
 
 
-def _time_interleaved(steps: dict[str, Callable[[], None]], cfg: TrainBenchConfig,
-                      device: torch.device) -> dict[str, dict[str, Any]]:
+Timer = Callable[[int, int], float]  # (iters, warmup) -> seconds per call
+
+
+def _time_interleaved(timers: dict[str, Timer], cfg: TrainBenchConfig,
+                      ) -> dict[str, dict[str, Any]]:
     """Each step warmed up, then timed in alternating rounds (CPU: a busy machine slows both
     rows alike); images/s over all rounds, and the spread of the rounds' rates."""
-    for name, step in steps.items():
-        time_calls(step, 1, max(cfg.warmup - 1, 0), device, desc=f"{name} warm-up",
-                   progress=cfg.progress)
+    for name, timer in timers.items():
+        if cfg.progress:
+            print(f"  {name}: {cfg.warmup} warm-up steps", flush=True)
+        timer(1, max(cfg.warmup - 1, 0))
     rounds = max(1, min(cfg.rounds, cfg.steps))
     per_round = [cfg.steps // rounds + (r < cfg.steps % rounds) for r in range(rounds)]
-    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    seconds: dict[str, list[float]] = {name: [] for name in timers}
     for r, n in enumerate(per_round):
-        for name, step in steps.items():
-            seconds[name].append(n * time_calls(step, n, 0, device, progress=False))
+        for name, timer in timers.items():
+            seconds[name].append(n * timer(n, 0))
         if cfg.progress:
             print(f"  round {r + 1}/{rounds}: " + ", ".join(
                 f"{name} {per_round[r] * cfg.batch_size / seconds[name][-1]:.0f} images/s"
-                for name in steps), flush=True)
+                for name in timers), flush=True)
     out = {}
     for name, times in seconds.items():
         rates = [n * cfg.batch_size / t for n, t in zip(per_round, times, strict=True)]
@@ -166,21 +171,17 @@ def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
         channels_last = True  # asked for explicitly: measure it even in eager mode
     if not cuda:
         keep_freed_memory()  # process-wide: the plain row gains from it too
-    torch.manual_seed(cfg.seed)
-    template = create_model(cfg.model, num_classes=cfg.num_classes, in_channels=cfg.in_channels,
-                            image_size=cfg.image_size)
+    template, x, y = plain_inputs(cfg)  # as the plain step's own process builds them
+    x, y = x.to(device), y.to(device)
     gflop = 3 * model_stats(template, cfg.image_size)["gflops"]  # fwd + bwd (2× fwd)
-    x = torch.randn(cfg.batch_size, cfg.in_channels, cfg.image_size, cfg.image_size,
-                    device=device)
-    y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), device=device)
 
     def row(result: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
         return result | {"tflops": result["images_per_s"] * gflop / 1e3, "settings": settings}
 
     plain_settings = {"dtype": "float32", "memory_format": "nchw", "compile": False,
                       "optimizer": "torch.optim.SGD", "lrn": "torch.nn.LocalResponseNorm"}
-    baseline, plain_step = None, None
-    if cfg.baseline:
+    baseline, plain_process = None, None
+    if cfg.baseline and cuda:
         plain = plain_lrn(copy.deepcopy(template)).to(device)
         plain_opt = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9,
                                     weight_decay=5e-4)
@@ -188,13 +189,12 @@ def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
 
         def plain_step() -> None:
             plain_train_step(x, y)
-        if cuda:
-            benchmark = torch.backends.cudnn.benchmark
-            torch.backends.cudnn.benchmark = False  # torch's default
-            baseline = row(_time_step(plain_step, cfg, device, "plain step"), plain_settings)
-            torch.backends.cudnn.benchmark = benchmark
-            del plain, plain_opt, plain_step
-            gc.collect()
+        benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = False  # torch's default
+        baseline = row(_time_step(plain_step, cfg, device, "plain step"), plain_settings)
+        torch.backends.cudnn.benchmark = benchmark
+        del plain, plain_opt, plain_step
+        gc.collect()
 
     model = copy.deepcopy(template)
     if not cfg.fused_lrn:
@@ -227,13 +227,20 @@ def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
         if cuda:
             optimized = row(_time_step(step, cfg, device, "optimised step"), settings)
         else:
-            steps = {"optimised": step} | ({"plain": plain_step} if plain_step else {})
-            timed = _time_interleaved(steps, cfg, device)
+            timers: dict[str, Timer] = {
+                "optimised": lambda n, w: time_calls(step, n, w, device, progress=False)}
+            if cfg.baseline:
+                plain_process = PlainProcess(cfg)
+                timers["plain"] = plain_process.time
+            timed = _time_interleaved(timers, cfg)
             optimized = row(timed["optimised"], settings)
-            if plain_step is not None:
-                baseline = row(timed["plain"], plain_settings)
+            if plain_process is not None:
+                baseline = row(timed["plain"], plain_settings | {
+                    "notes": ["timed in a process of its own, as a user's script runs"]})
     finally:
         torch.backends.cudnn.benchmark = benchmark
+        if plain_process is not None:
+            plain_process.close()
     return {"device": device_name(device), "torch": torch.__version__,
             "config": asdict(cfg) | {"device": str(device)}, "gflop_per_image": gflop,
             "optimized": optimized, "baseline": baseline,

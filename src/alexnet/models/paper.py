@@ -17,6 +17,7 @@ from alexnet.errors import ConfigError
 from alexnet.models.base import AlexNetBase
 from alexnet.models.conv import Conv2d
 from alexnet.models.dropout import make_dropout
+from alexnet.models.linear import Linear
 from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm
 
 # §3.3: n=5, α=1e-4, β=0.75; k=2 is the `lrn_k` option's default (Caffe's LRN uses k=1).
@@ -152,7 +153,7 @@ class PaperAlexNet(AlexNetBase):
                               "the last pooling layer would have no output; use 63 or more")
         conv1 = nn.Sequential(OrderedDict(
             pad=nn.ZeroPad2d((0, pad1, 0, pad1)),  # (B, C, 227, 227) at 224
-            conv=nn.Conv2d(in_channels, c1, 11, stride=4)))  # (B, 96, 55, 55)
+            conv=Conv2d(in_channels, c1, 11, stride=4)))  # (B, 96, 55, 55)
         # Input maps of conv2..conv5 and fc6 (per position of the 6×6 grid). §7's ablation
         # (`remove_conv`): the layer after the removed one takes the removed one's input maps.
         ins = {2: c1, 3: c2, 4: c3, 5: c4, 6: c5}
@@ -182,13 +183,13 @@ class PaperAlexNet(AlexNetBase):
         gone = removed_modules(remove_conv)
         self.features = nn.Sequential(OrderedDict((n, m) for n, m in layers if n not in gone))
         self.classifier = nn.Sequential(OrderedDict([
-            ("fc6", nn.Linear(ins[6] * s5 * s5, 4096)),  # 9216 inputs at 224: both towers
+            ("fc6", Linear(ins[6] * s5 * s5, 4096)),  # 9216 inputs at 224: both towers
             # §4.2: dropout 0.5 on the outputs of fc6 and fc7; by default as the paper does it
             # (kept units unscaled in training, ×0.5 at test: models/dropout.py).
             ("relu6", act()), ("drop6", make_dropout(dropout, dropout_scaling)),
-            ("fc7", nn.Linear(4096, 4096)), ("relu7", act()),
+            ("fc7", Linear(4096, 4096)), ("relu7", act()),
             ("drop7", make_dropout(dropout, dropout_scaling)),
-            ("fc8", nn.Linear(4096, num_classes)),  # logits: no ReLU on fc8
+            ("fc8", Linear(4096, num_classes)),  # logits: no ReLU on fc8
         ]))
         self.reset_parameters()
 

@@ -12,9 +12,11 @@ batch 32; one thread, CPU time per step, eager fp32 = 1):
   the weights instead of four passes): together with bf16 and channels_last ~1.6x on one
   thread. Compiling takes about a minute on 2 cores, so a CPU run compiles only when it has at
   least `CPU_COMPILE_MIN_STEPS` steps.
-- In the model itself, bf16 conv layers on maps of at most 3×3 (conv3-conv5 at 64 px) compute
-  their weight gradient as one matrix product (`alexnet.models.conv`): oneDNN's is several
-  times slower there.
+- In the model itself, where oneDNN's bf16 weight gradient is slow: conv layers on maps of at
+  most 3×3 (conv3-conv5 at 64 px) and conv1 compute it as one matrix product over the windows
+  (`alexnet.models.conv`); the fc layers, at batches of at most 32, as an fp32 product with no
+  bf16 result to cast back (`alexnet.models.linear`), and the compiled update writes the fc
+  weights' bf16 copies that their forward reads instead of casting (`train/step.py`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alexnet.models.linear import Bf16Weights
 from alexnet.train.accel import autocast
+from alexnet.train.optim import PaperSGD
 
 StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -22,7 +24,14 @@ def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, amp: 
     (CPU); gradients set to None after the update, so they hold no memory between steps. No
     host synchronisation: `loss` (a 0-d tensor) and `logits` (B, classes) stay on the device.
     `cudagraphs`: mark each step's start for torch.compile's CUDA graphs (mode
-    "reduce-overhead"), which may overwrite the previous step's outputs."""
+    "reduce-overhead"), which may overwrite the previous step's outputs.
+
+    With `amp` and the compiled `PaperSGD` update (CPU), the update also writes bf16 copies of
+    the fc weights that the forward uses instead of casting them (`Bf16Weights`)."""
+    copies = None
+    if amp and compile_optimizer and isinstance(optimizer, PaperSGD):
+        copies = Bf16Weights(model)
+        optimizer.bf16_copies = copies.pairs()
     update = torch.compile(optimizer.step) if compile_optimizer else optimizer.step
     mark_step = getattr(torch.compiler, "cudagraph_mark_step_begin", None) if cudagraphs \
         else None
@@ -30,11 +39,19 @@ def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, amp: 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if mark_step is not None:
             mark_step()
-        with autocast(x.device, amp):
-            logits = model(x)  # (B, classes)
-            loss = F.cross_entropy(logits, y)
+        if copies is not None:
+            copies.attach()
+        try:
+            with autocast(x.device, amp):
+                logits = model(x)  # (B, classes)
+                loss = F.cross_entropy(logits, y)
+        finally:
+            if copies is not None:
+                copies.detach()
         loss.backward()
         update()
+        if copies is not None:
+            copies.written()
         optimizer.zero_grad(set_to_none=True)
         return loss.detach(), logits.detach()
 

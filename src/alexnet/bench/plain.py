@@ -1,0 +1,101 @@
+"""The plain fp32 eager step of `alexnet bench train` on a CPU, timed in a process of its own.
+
+A user's own training script runs with what the process starts with. Ours changes two things
+process-wide (`alexnet.cpu.keep_freed_memory`: glibc keeps freed large blocks instead of giving
+them back), so in the benchmark's process the plain step would run faster than the same step in
+the user's: measured on a 2-core Xeon, `paper` at 64 px, batch 32, 192 vs 255 ms per step.
+The child is started with `spawn` (a fresh interpreter) and builds the same network from the same
+seed; the parent hands it its rounds in turn, and each side waits idle while the other runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+from dataclasses import asdict
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+
+from alexnet.errors import AlexNetError
+
+
+def plain_inputs(cfg: Any) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The template network and the batch, built from `cfg.seed` alike in both processes."""
+    from alexnet.models import create_model
+
+    torch.manual_seed(cfg.seed)
+    template = create_model(cfg.model, num_classes=cfg.num_classes, in_channels=cfg.in_channels,
+                            image_size=cfg.image_size)
+    x = torch.randn(cfg.batch_size, cfg.in_channels, cfg.image_size, cfg.image_size)
+    y = torch.randint(0, cfg.num_classes, (cfg.batch_size,))
+    return template, x, y
+
+
+def _worker(conn: Connection, cfg_fields: dict[str, Any], threads: int) -> None:
+    from alexnet import cpu
+    from alexnet.bench.timing import time_calls
+    from alexnet.bench.train import TrainBenchConfig, plain_lrn
+    from alexnet.train.step import make_train_step
+
+    try:
+        torch.set_num_threads(threads)
+        cfg = TrainBenchConfig(**cfg_fields)
+        template, x, y = plain_inputs(cfg)
+        plain = plain_lrn(template)
+        opt = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        step = make_train_step(plain, opt, amp=False)
+        device = torch.device("cpu")
+        conn.send(("ready", {"pid": os.getpid(), "keeps_freed_memory": cpu._KEPT}))
+        while True:
+            iters, warmup = conn.recv()
+            if iters == 0:
+                break
+            conn.send(("ok", time_calls(lambda: step(x, y), iters, warmup, device,
+                                        progress=False)))
+    except Exception as e:  # reported by the parent, with what it was
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        conn.close()
+
+
+class PlainProcess:
+    """The plain step in a spawned child; `time(iters, warmup)` returns seconds per step.
+    `info`: the child's pid and whether our allocator setting is in effect there (it is not)."""
+
+    def __init__(self, cfg: Any) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_worker, name="plain-step", daemon=True,
+                                 args=(child, asdict(cfg), torch.get_num_threads()))
+        self._proc.start()
+        child.close()
+        self.info: dict[str, Any] = self._reply()
+
+    def _reply(self) -> Any:
+        try:
+            status, value = self._conn.recv()
+        except EOFError:
+            raise AlexNetError(
+                f"the plain step's process ended (exit code {self._proc.exitcode}) before it "
+                "reported; rerun, or pass --no-baseline to time the optimised step alone"
+            ) from None
+        if status == "error":
+            raise AlexNetError(f"the plain step failed in its process: {value}")
+        return value
+
+    def time(self, iters: int, warmup: int = 0) -> float:
+        self._conn.send((iters, warmup))
+        return self._reply()
+
+    def close(self) -> None:
+        if self._proc.is_alive():
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self._conn.send((0, 0))
+            self._proc.join(timeout=10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+        self._conn.close()
