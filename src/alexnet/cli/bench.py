@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="Images/s of forward+backward+update on synthetic data: the "
                                    "optimised step (CUDA: bf16, channels_last, compile, PaperSGD, "
                                    "fused LRN; CPU: bf16 where native, channels_last, compile) "
-                                   "and the plain eager fp32 step, side by side.")
+                                   "and the plain eager fp32 step, side by side (on a CPU the "
+                                   "plain step runs in a process of its own, as a user's "
+                                   "script would).")
     t.add_argument("--model", default="paper", help="a name from `alexnet models`")
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--steps", type=int, default=50, help="timed steps per configuration")
@@ -28,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--in-channels", type=int, default=3, choices=[1, 3],
                    help="1: grey images, as the default recipe (Fashion-MNIST)")
     t.add_argument("--rounds", type=int, default=5,
-                   help="CPU: alternating timed rounds of the two steps (default 5)")
+                   help="CPU: alternating timed rounds of the two steps (default 5); the "
+                        "plain one runs in a process of its own")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--compile-mode", default="default",
                    choices=["default", "reduce-overhead", "max-autotune",
