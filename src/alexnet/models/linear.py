@@ -106,7 +106,8 @@ class Bf16Weights:
 
     def __init__(self, model: nn.Module) -> None:
         self.layers = [m for m in model.modules() if isinstance(m, Linear)
-                       and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32]
+                       and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32
+                       and m.weight.requires_grad]  # a frozen layer keeps autocast's cast
         self.copies = [m.weight.detach().to(torch.bfloat16) for m in self.layers]
         self.versions = [m.weight._version for m in self.layers]
 
