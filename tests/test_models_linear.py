@@ -105,26 +105,29 @@ def test_the_forward_uses_the_attached_copy():
 def test_training_steps_with_the_update_writing_the_copies_equal_those_without():
     """The compiled update writes the bf16 copies; the steps' results are the ones of casting
     in each forward (up to the compiled update's rounding), and each copy always holds its
-    updated weight."""
+    updated weight; also for a step function whose copies a later one (on the same optimizer)
+    took over: it must notice that the update no longer writes its copies."""
     from alexnet.train.optim import PaperSGD
     from alexnet.train.step import make_train_step
 
-    def run(with_copies: bool) -> list[torch.Tensor]:
+    def run(with_copies: bool, two_step_functions: bool = False) -> list[torch.Tensor]:
         torch.manual_seed(0)
         net = nn.Sequential(Linear(32, 64), nn.ReLU(), Linear(64, 10))
         opt = PaperSGD(list(net.parameters()), lr=0.05)
-        step = make_train_step(net, opt, amp=True, compile_optimizer=with_copies)
+        steps = [make_train_step(net, opt, amp=True, compile_optimizer=with_copies)
+                 for _ in range(2 if two_step_functions else 1)]
         assert bool(opt.bf16_copies) == with_copies
         torch.manual_seed(1)
         losses = []
-        for _ in range(4):
+        for _ in range(4):  # with two: the first, whose copies the second took over
             x, y = torch.randn(16, 32), torch.randint(0, 10, (16,))
-            losses.append(step(x, y)[0])
+            losses.append(steps[0](x, y)[0])
             for w, c in opt.bf16_copies:
                 torch.testing.assert_close(c, w.detach().bfloat16(), rtol=0, atol=0)
             assert all(m.weight_bf16 is None for m in net if isinstance(m, Linear))
         return losses + [p.detach() for p in net.parameters()]
 
-    with_copies, without = run(True), run(False)
-    for a, b in zip(with_copies, without, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    without = run(False)
+    for got in (run(True), run(True, two_step_functions=True)):
+        for a, b in zip(got, without, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)

@@ -58,12 +58,10 @@ class _Fp32WeightGradLinear(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = grad_out @ w16  # (B, I), bf16 as autocast's
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            g32 = grad_out.float()
-            if ctx.needs_input_grad[1]:
-                grad_w = fp32_weight_grad(grad_out, x16)  # (O, I) fp32
-            if ctx.needs_input_grad[2]:
-                grad_b = g32.sum(0)
+        if ctx.needs_input_grad[1]:
+            grad_w = fp32_weight_grad(grad_out, x16)  # (O, I) fp32
+        if ctx.needs_input_grad[2]:
+            grad_b = grad_out.float().sum(0)  # (O,) fp32
         return grad_x, grad_w, grad_b, None, None
 
 

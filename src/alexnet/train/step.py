@@ -28,10 +28,10 @@ def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, amp: 
 
     With `amp` and the compiled `PaperSGD` update (CPU), the update also writes bf16 copies of
     the fc weights that the forward uses instead of casting them (`Bf16Weights`)."""
-    copies = None
+    copies, pairs = None, None
     if amp and compile_optimizer and isinstance(optimizer, PaperSGD):
         copies = Bf16Weights(model)
-        optimizer.bf16_copies = copies.pairs()
+        optimizer.bf16_copies = pairs = copies.pairs()
     update = torch.compile(optimizer.step) if compile_optimizer else optimizer.step
     mark_step = getattr(torch.compiler, "cudagraph_mark_step_begin", None) if cudagraphs \
         else None
@@ -50,8 +50,8 @@ def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, amp: 
                 copies.detach()
         loss.backward()
         update()
-        if copies is not None:
-            copies.written()
+        if copies is not None and optimizer.bf16_copies is pairs:
+            copies.written()  # (else a later step function's copies were written, not ours)
         optimizer.zero_grad(set_to_none=True)
         return loss.detach(), logits.detach()
 
