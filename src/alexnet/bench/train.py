@@ -170,7 +170,7 @@ def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
     if cfg.channels_last and not cuda and not compiled:
         channels_last = True  # asked for explicitly: measure it even in eager mode
     if not cuda:
-        keep_freed_memory()  # process-wide: the plain row gains from it too
+        keep_freed_memory()  # process-wide; the plain step runs in its own process, without it
     template, x, y = plain_inputs(cfg)  # as the plain step's own process builds them
     x, y = x.to(device), y.to(device)
     gflop = 3 * model_stats(template, cfg.image_size)["gflops"]  # fwd + bwd (2× fwd)
