@@ -214,3 +214,17 @@ def hand_views(images: torch.Tensor, normalization: dict, views: str = "center"
                 t[..., o:o + s, o:o + s]]
 
     return torch.stack(five(x) + five(x.flip(-1)), dim=1)
+
+
+def bf16_grads_eager_and_compiled(net: torch.nn.Module, x: torch.Tensor,
+                                  ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The parameter gradients of `net` on `x` under CPU bf16 autocast (loss: the sum of the
+    squared outputs), eager and through `torch.compile`."""
+
+    def grads(model: torch.nn.Module) -> list[torch.Tensor]:
+        net.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(x).float().square().sum().backward()
+        return [p.grad.clone() for p in net.parameters()]
+
+    return grads(net), grads(torch.compile(net))

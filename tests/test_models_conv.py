@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from alexnet.models.conv import Conv2d, weight_grad
+from conftest import bf16_grads_eager_and_compiled
 
 
 def _grads(conv: nn.Module, x: torch.Tensor, amp: bool) -> tuple[torch.Tensor, ...]:
@@ -97,14 +98,6 @@ def test_compiled_gradients_equal_eager_ones():
     net = nn.Sequential(Conv2d(16, 32, 3, padding=1), nn.ReLU(), Conv2d(32, 32, 3, padding=1,
                                                                       groups=2))
     x = torch.randn(4, 16, 3, 3)
-
-    def grads(model):
-        net.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            model(x).float().square().sum().backward()
-        return [p.grad.clone() for p in net.parameters()]
-
-    eager = grads(net)
-    compiled = grads(torch.compile(net))
+    eager, compiled = bf16_grads_eager_and_compiled(net, x)
     for a, b in zip(compiled, eager, strict=True):
         torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from alexnet.models.linear import SMALL_BATCH, Linear, fp32_weight_grad
+from conftest import bf16_grads_eager_and_compiled
 
 
 def _run(layer: nn.Module, x: torch.Tensor, amp: bool = True) -> tuple:
@@ -60,15 +61,7 @@ def test_compiled_gradients_equal_eager_ones():
     torch.manual_seed(0)
     net = nn.Sequential(Linear(32, 64), nn.ReLU(), Linear(64, 10))
     x = torch.randn(16, 32)
-
-    def grads(model):
-        net.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            model(x).float().square().sum().backward()
-        return [p.grad.clone() for p in net.parameters()]
-
-    eager = grads(net)
-    compiled = grads(torch.compile(net))
+    eager, compiled = bf16_grads_eager_and_compiled(net, x)
     for a, b in zip(compiled, eager, strict=True):
         assert a.dtype == torch.float32
         torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
