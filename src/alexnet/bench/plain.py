@@ -1,9 +1,10 @@
 """The plain fp32 eager step of `alexnet bench train` on a CPU, timed in a process of its own.
 
-A user's own training script runs with what the process starts with. Ours changes two things
-process-wide (`alexnet.cpu.keep_freed_memory`: glibc keeps freed large blocks instead of giving
-them back), so in the benchmark's process the plain step would run faster than the same step in
-the user's: measured on a 2-core Xeon, `paper` at 64 px, batch 32, 192 vs 255 ms per step.
+A user's own training script runs with what the process starts with. Ours changes the
+allocator process-wide (`alexnet.cpu.keep_freed_memory`: glibc keeps freed large blocks instead
+of giving them back), so in the benchmark's process the plain step would run faster than the
+same step in the user's: measured on a 2-core Xeon, `paper` at 64 px, batch 32, 192 vs 255 ms
+per step.
 The child is started with `spawn` (a fresh interpreter) and builds the same network from the same
 seed; the parent hands it its rounds in turn, and each side waits idle while the other runs.
 """
