@@ -12,6 +12,7 @@ seed; the parent hands it its rounds in turn, and each side waits idle while the
 from __future__ import annotations
 
 import contextlib
+import copy
 import multiprocessing as mp
 import os
 from dataclasses import asdict
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from alexnet.errors import AlexNetError
+from alexnet.train.step import StepFn, make_train_step
 
 
 def plain_inputs(cfg: Any) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
@@ -35,20 +37,27 @@ def plain_inputs(cfg: Any) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]
     return template, x, y
 
 
+def make_plain_step(template: torch.nn.Module, device: torch.device) -> StepFn:
+    """The plain step a user would write, on a copy of `template`: `torch.nn.LocalResponseNorm`,
+    fp32, NCHW, eager, `torch.optim.SGD` (lr 0.01, momentum 0.9, decay 5e-4)."""
+    from alexnet.bench.train import plain_lrn
+
+    plain = plain_lrn(copy.deepcopy(template)).to(device)
+    opt = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    return make_train_step(plain, opt, amp=False)
+
+
 def _worker(conn: Connection, cfg_fields: dict[str, Any], threads: int) -> None:
     from alexnet import cpu
     from alexnet.bench.timing import time_calls
-    from alexnet.bench.train import TrainBenchConfig, plain_lrn
-    from alexnet.train.step import make_train_step
+    from alexnet.bench.train import TrainBenchConfig
 
     try:
         torch.set_num_threads(threads)
         cfg = TrainBenchConfig(**cfg_fields)
         template, x, y = plain_inputs(cfg)
-        plain = plain_lrn(template)
-        opt = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        step = make_train_step(plain, opt, amp=False)
         device = torch.device("cpu")
+        step = make_plain_step(template, device)
         conn.send(("ready", {"pid": os.getpid(), "keeps_freed_memory": cpu._KEPT}))
         while True:
             iters, warmup = conn.recv()

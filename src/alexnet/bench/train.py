@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from alexnet.bench.plain import PlainProcess, plain_inputs
+from alexnet.bench.plain import PlainProcess, make_plain_step, plain_inputs
 from alexnet.bench.timing import (
     device_name,
     peak_memory_mib,
@@ -182,10 +182,7 @@ def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
                       "optimizer": "torch.optim.SGD", "lrn": "torch.nn.LocalResponseNorm"}
     baseline, plain_process = None, None
     if cfg.baseline and cuda:
-        plain = plain_lrn(copy.deepcopy(template)).to(device)
-        plain_opt = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9,
-                                    weight_decay=5e-4)
-        plain_train_step = make_train_step(plain, plain_opt, amp=False)
+        plain_train_step = make_plain_step(template, device)
 
         def plain_step() -> None:
             plain_train_step(x, y)
@@ -193,7 +190,7 @@ def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
         torch.backends.cudnn.benchmark = False  # torch's default
         baseline = row(_time_step(plain_step, cfg, device, "plain step"), plain_settings)
         torch.backends.cudnn.benchmark = benchmark
-        del plain, plain_opt, plain_step
+        del plain_train_step, plain_step  # the plain model's memory, before the optimised one
         gc.collect()
 
     model = copy.deepcopy(template)
