@@ -4,6 +4,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
+# The real photo sets the tests use (tests/conftest.py): the project's shared data beside the
+# repository unless ALEXNET_TEST_DATA says otherwise; tests that need them skip when absent.
+export ALEXNET_TEST_DATA="${ALEXNET_TEST_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
 ruff check src tests $([ -d benchmarks ] && echo benchmarks)
 if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi
 python -m pytest -q "$@"

@@ -1,7 +1,26 @@
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+# Real photographs (tiny-imagenet-10, cifar10-subset, hymenoptera) live outside the repository;
+# ALEXNET_TEST_DATA names their folder (scripts/test.sh sets it). Tests that need them skip
+# with the reason when it is unset or the set is missing.
+TEST_DATA_ENV = "ALEXNET_TEST_DATA"
+
+
+def photo_set(name: str) -> Path:
+    """The folder of real photo set `name` under $ALEXNET_TEST_DATA, or a pytest skip saying
+    why it is not there."""
+    root = os.environ.get(TEST_DATA_ENV)
+    if not root:
+        pytest.skip(f"{TEST_DATA_ENV} is not set: no real photographs ({name}); "
+                    "scripts/test.sh sets it")
+    path = Path(root) / name
+    if not path.is_dir():
+        pytest.skip(f"no real photographs at {path} ({TEST_DATA_ENV}={root})")
+    return path
 
 
 def pytest_collection_modifyitems(config, items):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,12 @@ from alexnet.data.images import load_image
 from alexnet.errors import CheckpointError, DataError
 from alexnet.models import create_model
 from alexnet.models.caffe import CAFFE_MEAN_BGR, caffe_checkpoint, read_caffemodel
+from conftest import TEST_DATA_ENV
 
 pytest.importorskip("google.protobuf")
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # noqa: E402
 
-PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hymenoptera"
+PHOTOS = Path(os.environ.get(TEST_DATA_ENV, "/nonexistent")) / "hymenoptera"  # conftest
 
 # bvlc_alexnet: (name, type, V1 enum, weight shape, convolution_param) in train_val order.
 CONV = {"conv1": dict(kernel_size=11, stride=4), "conv2": dict(kernel_size=5, pad=2, group=2),

@@ -1,5 +1,5 @@
 """The `paper` recipe must learn on real photographs: QUICK mode on tiny-imagenet-10 (10 ILSVRC
-classes, 500 training JPEGs each, from ../shared/data beside the repository), through the CLI as
+classes, 500 training JPEGs each, from $ALEXNET_TEST_DATA), through the CLI as
 a user runs it. Before §4.2's dropout and Caffe's biases of 0.1 (docs/paper-facts.md) this run
 ended at chance, 90% validation error; synthetic data and Fashion-MNIST never showed it."""
 
@@ -11,16 +11,14 @@ from pathlib import Path
 import pytest
 
 from alexnet.cli import main
-
-PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tiny-imagenet-10"
+from conftest import photo_set
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (PHOTOS / "train").is_dir():
-        pytest.skip(f"no real photographs at {PHOTOS} (the project's shared data)")
+    photos = photo_set("tiny-imagenet-10")
     dest = tmp_path_factory.mktemp("ti10") / "prepared"
-    assert main(["prepare", str(PHOTOS), str(dest)]) in (0, None)
+    assert main(["prepare", str(photos), str(dest)]) in (0, None)
     return dest
 
 
