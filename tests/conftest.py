@@ -39,22 +39,23 @@ def _seed_and_threads():
 
 
 def bare_run(model, optimizer, batches, *, log_every: int = 1, epochs: int = 1):
-    """A `Run` (alexnet.train.setup) around a model, an optimizer and a list of (x, y) batches:
+    """A `Training` (alexnet.train.setup) around a model, an optimizer and a list of (x, y) batches:
     enough for `train_epoch`, without data, run folder or checkpoints."""
     from types import SimpleNamespace
 
     from alexnet.train.accel import StepSettings
+    from alexnet.train.config import RunConfig
     from alexnet.train.distributed import Dist
-    from alexnet.train.setup import Run
+    from alexnet.train.setup import Training
     from alexnet.train.step import make_train_step
 
-    return Run(cfg={"log_every": log_every, "epochs": epochs}, run_dir=Path("."), dist=Dist(),
-               data=SimpleNamespace(train=batches), model=model, net=model,
-               optimizer=optimizer, schedule=None,
-               accel=StepSettings(amp=False, channels_last=False, compile=False,
-                                  compile_optimizer=False),
-               step=make_train_step(model, optimizer, amp=False),
-               steps_per_epoch=len(batches))
+    return Training(cfg=RunConfig(log_every=log_every, epochs=epochs), run_dir=Path("."),
+                    dist=Dist(), data=SimpleNamespace(train=batches), model=model, net=model,
+                    optimizer=optimizer, schedule=None,
+                    accel=StepSettings(amp=False, channels_last=False, compile=False,
+                                       compile_optimizer=False),
+                    step=make_train_step(model, optimizer, amp=False),
+                    steps_per_epoch=len(batches))
 
 
 # ---------------------------------------------------------------- generated data

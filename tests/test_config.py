@@ -12,7 +12,14 @@ from alexnet.data import DataConfig
 from alexnet.errors import ConfigError
 from alexnet.recipes import list_recipes, load_recipe
 from alexnet.schema import parse_overrides
-from alexnet.train.config import KEYS, defaults, key_table, resolve_config, validate_config
+from alexnet.train.config import (
+    KEYS,
+    RunConfig,
+    defaults,
+    key_table,
+    resolve_config,
+    validate_config,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "alexnet"
 
@@ -29,9 +36,10 @@ def _errors(recipe: str = "paper", cuda: bool = True, **overrides) -> str:
 
 def test_defaults_and_listing_come_from_the_keys():
     cfg = defaults()
-    assert cfg["epochs"] == KEYS["epochs"].default == 90
+    assert cfg["epochs"] == KEYS["epochs"].default == 90 == RunConfig().epochs
     assert cfg["optim"]["lr"] == 0.01 and cfg["model"] == {"name": "paper", "image_size": 224}
     assert cfg["data"] == {"source": "fashion-mnist"}  # the rest: DataConfig per source
+    assert RunConfig.from_dict(cfg) == RunConfig()  # the typed defaults are the same
     assert all(KEYS[k].why for k in KEYS)
     table = key_table()
     assert all(k in table for k in KEYS) and "model.lrn" in table
@@ -70,9 +78,9 @@ def test_a_hand_made_config_with_an_unknown_key_is_refused():
                          cuda=True)
     validate_config(cfg)
     with pytest.raises(ConfigError, match="unknown config key 'bogus'"):
-        validate_config({**cfg, "bogus": 1})
+        validate_config(cfg.with_values({"bogus": 1}))
     with pytest.raises(ConfigError, match="optim=5: expected a mapping"):
-        validate_config({**cfg, "optim": 5})
+        validate_config(cfg.with_values({"optim": 5}))
 
 
 # ---------------------------------------------------------------- types and ranges
@@ -96,9 +104,9 @@ def test_sizes_follow_model_image_size():
     def sizes(recipe="paper", **overrides):
         cfg = resolve_config(load_recipe(recipe), {"data.source": "/d", **overrides},
                              cuda=True)
-        validate_config({**cfg, "device": "cpu"})
-        r = DataConfig.from_dict(cfg["data"]).resolved()
-        return cfg["model"]["image_size"], r.crop, r.resize
+        validate_config(cfg.with_values({"device": "cpu"}))
+        r = cfg.data.resolved()
+        return cfg.model.image_size, r.crop, r.resize
 
     assert sizes() == (224, 224, 256)  # §2, §4.1: 224 patches of 256 images
     assert sizes(**{"model.image_size": 112}) == (112, 112, 128)
@@ -110,7 +118,7 @@ def test_sizes_follow_model_image_size():
     assert sizes("fashion-mnist", **{"model.image_size": 64, "data.crop": None,
                                      "data.resize": 64}) == (64, None, 64)
     small = resolve_config(load_recipe("fashion-mnist"), {"model.image_size": 48}, cuda=True)
-    assert (small["data"]["crop"], small["data"]["resize"]) == (None, 48)
+    assert (small.data.crop, small.data.resize) == (None, 48)
 
 
 def test_a_size_that_disagrees_names_the_key_to_change():
@@ -188,9 +196,9 @@ def test_every_recipe_resolves_to_the_sizes_it_had(recipe, quick, source, size, 
                                                    flip):
     overrides = {} if source is None else {"data.source": source}
     cfg = resolve_config(load_recipe(recipe), overrides, cuda=not quick)
-    r = DataConfig.from_dict(cfg["data"]).resolved()
-    assert (cfg["model"]["image_size"], r.crop, r.resize, r.flip) == (size, crop, resize, flip)
-    validate_config({**cfg, "device": "cpu"})
+    r = cfg.data.resolved()
+    assert (cfg.model.image_size, r.crop, r.resize, r.flip) == (size, crop, resize, flip)
+    validate_config(cfg.with_values({"device": "cpu"}))
     assert {r for r, *_ in BEFORE} == set(list_recipes())
 
 
@@ -205,7 +213,7 @@ def test_every_recipe_resolves_to_the_sizes_it_had(recipe, quick, source, size, 
 ])
 def test_configs_of_earlier_checkpoints_still_validate(stored):
     cfg = resolve_config({}, {"device": "cpu"}, cuda=True)
-    validate_config({**cfg, **stored})
+    validate_config({**cfg.to_dict(), **stored})
 
 
 # ---------------------------------------------------------------- one KEY=VALUE parser

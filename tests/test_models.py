@@ -330,8 +330,8 @@ def test_remove_conv_in_the_run_config_and_summary(capsys: pytest.CaptureFixture
     for text in ("4", "null"):
         cfg = resolve_config(load_recipe("paper"),
                              parse_overrides([f"model.remove_conv={text}"]), cuda=True)
-        assert cfg["model"]["remove_conv"] == (4 if text == "4" else None)
-        model = {k: v for k, v in cfg["model"].items() if k != "name"}
+        assert cfg.model.options["remove_conv"] == (4 if text == "4" else None)
+        model = cfg.model.kwargs()
         assert check_model_options("paper", model) == []
     assert "has no option 'remove_conv'" in check_model_options("owt", {"remove_conv": 4})[0]
     assert main(["summary", "paper", "-o", "remove_conv=4"]) == 0

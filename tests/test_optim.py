@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from alexnet.errors import ConfigError
-from alexnet.train.optim import PaperSGD, build_optimizer
+from alexnet.train.optim import OptimConfig, PaperSGD, build_optimizer
 
 
 def _step(opt: PaperSGD, p: torch.Tensor, grad: float) -> None:
@@ -81,13 +81,13 @@ def test_build_optimizer_uses_model_groups_and_rejects_unknown_names():
     from alexnet.models import create_model
 
     model = create_model("original", num_classes=3, image_size=64)
-    opt = build_optimizer(model, {"name": "paper", "lr": 0.01, "momentum": 0.9,
-                                  "weight_decay": 5e-4})
+    opt = build_optimizer(model, OptimConfig(name="paper", lr=0.01, momentum=0.9,
+                                             weight_decay=5e-4))
     bias = next(g for g in opt.param_groups if g["name"].endswith("conv1.conv.bias"))
     assert (bias["lr_mult"], bias["wd_mult"]) == (2.0, 0.0)
     with pytest.raises(ConfigError, match="paper, sgd"):
-        build_optimizer(model, {"name": "adam", "lr": 0.01, "momentum": 0.9,
-                                "weight_decay": 5e-4})
+        build_optimizer(model, OptimConfig(name="adam", lr=0.01, momentum=0.9,
+                                           weight_decay=5e-4))
 
 
 def test_original_biases_keep_their_rate_when_the_schedule_lowers_the_weights():
@@ -97,8 +97,8 @@ def test_original_biases_keep_their_rate_when_the_schedule_lowers_the_weights():
     from alexnet.train.schedule import EpochEventSchedule, set_lr
 
     model = create_model("original", num_classes=3, image_size=64)
-    opt = build_optimizer(model, {"name": "paper", "lr": 0.01, "momentum": 0.0,
-                                  "weight_decay": 0.0})
+    opt = build_optimizer(model, OptimConfig(name="paper", lr=0.01, momentum=0.0,
+                                             weight_decay=0.0))
     set_lr(opt, 0.001)  # the epoch-25 reduction
     w, b = model.classifier.fc8.weight, model.classifier.fc8.bias
     before_w, before_b = w.detach().clone(), b.detach().clone()

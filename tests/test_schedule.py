@@ -9,7 +9,12 @@ from alexnet.errors import ConfigError
 from alexnet.recipes import load_recipe
 from alexnet.train.config import resolve_config
 from alexnet.train.optim import PaperSGD
-from alexnet.train.schedule import EpochEventSchedule, PlateauSchedule, build_schedule
+from alexnet.train.schedule import (
+    EpochEventSchedule,
+    PlateauSchedule,
+    ScheduleConfig,
+    build_schedule,
+)
 
 
 def _opt(lr: float = 0.01) -> PaperSGD:
@@ -51,7 +56,7 @@ def test_plateau_state_round_trips():
 
 def test_original_recipe_epoch_events():
     cfg = resolve_config(load_recipe("original"), {"quick": False})
-    s = build_schedule(cfg["schedule"], cfg["optim"]["lr"])
+    s = build_schedule(cfg.schedule, cfg.optim.lr)
     assert isinstance(s, EpochEventSchedule)
     opt, data = _opt(), SimpleNamespace(lighting=True)
 
@@ -85,6 +90,6 @@ def test_frozen_conv1_does_not_move():
 
 def test_bad_schedules_are_config_errors():
     with pytest.raises(ConfigError, match="plateau, events"):
-        build_schedule({"name": "cosine"}, 0.01)
+        build_schedule(ScheduleConfig(name="cosine"), 0.01)
     with pytest.raises(ConfigError, match="epoch"):
         EpochEventSchedule(0.01, [{"lr": 0.1}])

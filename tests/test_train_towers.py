@@ -5,7 +5,7 @@ import torch
 
 from alexnet.errors import ConfigError
 from alexnet.models import create_model
-from alexnet.train.optim import build_optimizer
+from alexnet.train.optim import OptimConfig, build_optimizer
 from alexnet.train.towers import TwoTowerParallel
 
 
@@ -33,7 +33,7 @@ def test_two_towers_on_two_cpu_devices_equal_the_one_device_model(name, per_towe
 def test_tower_groups_keep_the_multipliers_and_a_step_matches():
     model = create_model("original", num_classes=4, image_size=64, dropout=0.0).double()
     towers = TwoTowerParallel(model, ["cpu", "cpu"])
-    cfg = {"name": "paper", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}
+    cfg = OptimConfig(name="paper", lr=0.01, momentum=0.9, weight_decay=5e-4)
     opt_a, opt_b = build_optimizer(model, cfg), build_optimizer(towers, cfg)
     assert sum(g["lr_mult"] == 2.0 for g in opt_b.param_groups) == 2 * 8  # 8 biases × 2 towers
     x, y = torch.randn(2, 3, 64, 64, dtype=torch.float64), torch.tensor([1, 2])

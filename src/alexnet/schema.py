@@ -8,6 +8,7 @@ them. Kept free of torch so that the CLI can parse `KEY=VALUE` without loading i
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Callable
@@ -79,8 +80,12 @@ ANY = Rule("anything", lambda v: True)
 
 
 def option(default: Any, rule: Rule, why: str) -> Any:
-    """A dataclass field declared as a `Key` (see `keys_of`)."""
-    return dataclasses.field(default=default, metadata={"key": Key(default, rule, why)})
+    """A dataclass field declared as a `Key` (see `keys_of`); a list or mapping default is
+    copied for each instance."""
+    meta = {"key": Key(default, rule, why)}
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 def keys_of(cls: type) -> dict[str, Key]:

@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "`torchvision`, or a torchvision .pth); the model follows them, fc8 is "
                         "replaced for the data's classes (init_from=…; see finetune.*)")
     p.add_argument("--gpus", type=int, help="re-launch over N GPUs of this node via torchrun")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (config.yaml as the run would write it) "
+                        "and exit, building nothing")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
     p.set_defaults(func=_train)
     r = subparsers.add_parser("recipes", help="list the shipped training recipes")
@@ -40,6 +43,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.print_config:
+        from alexnet.errors import ConfigError
+        from alexnet.train.config import dump_config
+        from alexnet.train.runner import resolve_training
+
+        if args.resume:
+            raise ConfigError("--print-config shows a new run's config; a run's own is "
+                              f"{args.resume}/config.yaml")
+        cfg, _ = resolve_training(recipe=args.recipe, data=args.data, full=args.full,
+                                  overrides=args.overrides, init_from=args.init_from)
+        print(dump_config(cfg), end="")
+        return 0
     if args.gpus:
         from alexnet.train.distributed import launch
         from alexnet.train.run_folder import default_run_dir

@@ -207,10 +207,10 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
         figures["top-5 predictions (Fig. 4, left)"] = predictions_figure(
             imgs, top_p, top_names, out / "predictions.png", true_names=truth)
 
-    cfg = model.config
+    arch = model.config  # the model's own: name, classes, input channels
     rows = _error_rows(records, ev, ckpt_path, state)
     published = _published_rows(state)  # in place of the same numbers from REFERENCES
-    refs = published + [r for r in reference_rows(cfg["name"], cfg["num_classes"], str(source))
+    refs = published + [r for r in reference_rows(arch["name"], arch["num_classes"], str(source))
                         if all(r[1] != p[1] for p in published)]
     subset = (f"its first {ev.images:,} images; `alexnet report --limit all` for all"
               if ev.limit else f"{ev.images:,} images")
@@ -223,11 +223,11 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
               if state.get("pretrained") else
               f"checkpoint {ckpt_path.name} at epoch {state.get('epoch', '?')}")
     ctx = {"title": f"AlexNet reproduction report: {name}",
-           "model": f"{cfg['name']} ({cfg['num_classes']} classes, {cfg['in_channels']} input "
+           "model": f"{arch['name']} ({arch['num_classes']} classes, {arch['in_channels']} input "
                     f"channels), {origin}",
            "status": status, "config": config_text, "rows": rows, "refs": refs,
-           "lr": lr_changes(records), "figures": figures, "setting": f"{cfg['name']}, "
-           f"{cfg['num_classes']} classes, data {source}"}
+           "lr": lr_changes(records), "figures": figures, "setting": f"{arch['name']}, "
+           f"{arch['num_classes']} classes, data {source}"}
     html_path, md_path = write_report(ctx, out)
     return {"html": str(html_path), "md": str(md_path),
             "figures": {k: str(v) for k, v in figures.items()}, "evaluated": ev.ran,

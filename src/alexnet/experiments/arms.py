@@ -19,7 +19,7 @@ from typing import Any
 from alexnet.checkpoint import load_checkpoint
 from alexnet.errors import ConfigError, DataError
 from alexnet.recipes import load_recipe
-from alexnet.train.config import resolve_config
+from alexnet.train.config import RunConfig, resolve_config
 from alexnet.train.loop import train
 from alexnet.train.runner import run_training
 
@@ -50,10 +50,10 @@ def arm_overrides(arm: Arm, extra: dict[str, Any], data: str | None) -> dict[str
     return pairs
 
 
-def arm_config(arm: Arm, pairs: dict[str, Any]) -> dict[str, Any]:
+def arm_config(arm: Arm, pairs: dict[str, Any]) -> RunConfig:
     """The arm's resolved run config (`resolve_config(recipe, overrides)`)."""
-    cfg = resolve_config(load_recipe(arm.recipe), pairs)
-    if not cfg["data"].get("source"):
+    cfg = resolve_config(load_recipe(arm.recipe), pairs, source=arm.recipe)
+    if not cfg.data.source:
         raise ConfigError(f"arm {arm.name}: recipe {arm.recipe!r} needs a dataset; pass --data "
                           "PATH (an ILSVRC-2012 tree, an image folder or a folder made by "
                           "`alexnet prepare`)")
@@ -143,7 +143,8 @@ def reusable_arm(arm: Arm, pairs: dict[str, Any], sources: list[Path]) -> Path |
     (CPU training is deterministic; a GPU's may differ in the last bits)."""
     import yaml
 
-    ours = arm_config(arm, pairs)
+    ours = arm_config(arm, pairs).to_dict()
+    ours.pop("origin")  # where the config came from; the run is the same
     for source in sources:
         folder = source / ARMS / arm.name
         if arm_state(folder) != "finished":

@@ -101,11 +101,8 @@ class Cifar4(AlexNetBase):
                  activation: str = "relu", image_size: int = 32,
                  init: str | None = None) -> None:
         super().__init__()
-        if activation not in ("relu", "tanh"):
-            raise ConfigError(f"activation must be 'relu' or 'tanh', got {activation!r}")
+        # The options' values are checked once, by create_model (models/options.py).
         init = init or "original"
-        if init not in ("original", "paper", "xavier"):
-            raise ConfigError(f"init must be 'original', 'paper' or 'xavier', got {init!r}")
         if image_size < 8:
             raise ConfigError(f"image_size {image_size} is too small for 'cifar4'; use 8 or more")
         self.config = {"name": "cifar4", "num_classes": num_classes, "in_channels": in_channels,

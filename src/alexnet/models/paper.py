@@ -67,15 +67,6 @@ def pooled(size: int, kernel: int, stride: int) -> int:
 REMOVABLE_CONVS = (2, 3, 4, 5)
 
 
-def check_remove_conv(value: object) -> int | None:
-    """`remove_conv` as given: None or one of REMOVABLE_CONVS (not a bool or a float)."""
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)
-                         and value in REMOVABLE_CONVS):
-        return value  # type: ignore[return-value]
-    raise ConfigError(f"remove_conv must be null or one of {', '.join(map(str, REMOVABLE_CONVS))}"
-                      f" (§7: remove one middle conv layer), got {value!r}")
-
-
 def removed_modules(remove_conv: int | None) -> set[str]:
     """The `features` modules that `remove_conv` leaves out: the conv and its ReLU, and for
     conv2 its norms too (they normalise conv2's responses); every pooling layer stays."""
@@ -110,16 +101,8 @@ class PaperAlexNet(AlexNetBase):
                  dropout_scaling: str = "test", init_bias: float = 1.0,
                  lrn_k: float = 2.0, remove_conv: int | None = None) -> None:
         super().__init__()
-        if pool not in ("overlap", "non-overlap"):
-            raise ConfigError(f"pool must be 'overlap' or 'non-overlap', got {pool!r}")
-        if activation not in ("relu", "tanh"):
-            raise ConfigError(f"activation must be 'relu' or 'tanh', got {activation!r}")
-        remove_conv = check_remove_conv(remove_conv)
-        if not float(lrn_k) > 0:
-            raise ConfigError(f"lrn_k must be a number > 0 (§3.3: 2; Caffe: 1), got {lrn_k!r}")
+        # The options' values are checked once, by create_model (models/options.py).
         init = init or ("original" if variant == "original" else "paper")
-        if init not in ("paper", "original", "xavier"):
-            raise ConfigError(f"init must be 'paper', 'original' or 'xavier', got {init!r}")
         self.config = {"name": variant, "num_classes": num_classes, "in_channels": in_channels,
                        "lrn": lrn, "pool": pool, "activation": activation, "dropout": dropout,
                        "image_size": image_size, "init": init,

@@ -40,6 +40,10 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
         raise ConfigError(f"recipe {name_or_path!r} is not valid YAML: {err}") from None
     if not isinstance(recipe, dict):
         raise ConfigError(f"recipe {name_or_path!r} must be a YAML mapping")
+    # A file names itself by its `recipe:` key where it has one (a run's config.yaml keeps the
+    # name of the recipe it was resolved from), else by its file name.
+    name = recipe.get("recipe") if isinstance(recipe.get("recipe"), str) and recipe.get(
+        "recipe") else name
     base = recipe.pop("extends", None)  # `extends: paper`: that recipe, with these keys on top
     if base is not None:
         if base == name:

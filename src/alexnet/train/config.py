@@ -1,10 +1,18 @@
-"""The run configuration: a recipe (YAML preset) + KEY=VALUE overrides -> one resolved dict.
+"""The run configuration: a recipe (YAML preset) + KEY=VALUE overrides -> one typed `RunConfig`.
 
-`KEYS` declares every key once: its default, the rule its value must pass and why the default
-is what it is. Defaults (`defaults()`), the checks (`validate_config`), the unknown-key message
-(`set_dotted`) and the listing (`key_table`, `alexnet recipes --keys`) all come from it. The
-`data.*` keys are the fields of `DataConfig`; the `model.*` keys other than `name` and
-`image_size` are the options of the chosen model (`MODEL_OPTIONS`, its builder's signature).
+`RunConfig` has one dataclass per section (`ModelConfig`, `DataConfig`, `FinetuneConfig`,
+`OptimConfig`, `ScheduleConfig`; the run's own keys at the top), each field declared once as a
+`Key`: its default, the rule its value must pass and why the default is what it is. `KEYS` (every
+dotted key in order), the defaults (`defaults()`), the checks (`validate_config`), the unknown-key
+message (`set_dotted`) and the listing (`key_table`, `alexnet recipes --keys`) all come from those
+fields. Recipes and overrides are merged as nested mappings (`resolve_config`), then read into a
+`RunConfig`; the rest of the package reads attributes (`cfg.optim.lr`). The `model.*` keys other
+than `name` and `image_size` are the options of the chosen model (`MODEL_OPTIONS`), checked in one
+place against its builder's signature (`check_model_options`).
+
+A resolved config reproduces its run: `config.yaml` holds every value with QUICK applied, the
+recipe's name and description, and where it came from (`origin`); read back as a recipe
+(`alexnet train --recipe RUN/config.yaml`) it resolves to itself.
 
 `model.image_size` is the side the network sees, stated once; `data.crop` and `data.resize`
 follow from it (`derive_sizes`), and a config where they disagree is refused.
@@ -13,148 +21,222 @@ follow from it (`derive_sizes`), and a config where they disagree is refused.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
-import inspect
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import yaml
 
-from alexnet.data.config import DATA_KEYS, IMAGE_SIZE, SMALL_DATASETS, DataConfig
+from alexnet.data.config import IMAGE_SIZE, SMALL_DATASETS, DataConfig
 from alexnet.devices import check_device
 from alexnet.errors import AlexNetError, ConfigError
-from alexnet.models import create_model, list_models, model_info
+from alexnet.models import create_model, list_models
+from alexnet.models.options import (
+    FROM_THE_MODEL,
+    IMAGE_SIDE,
+    MODEL_OPTIONS,
+    SET_BY_THE_DATA,
+    builder_options,
+    model_key_problems,
+    option_problems,
+)
 from alexnet.schema import (
-    ANY,
     BOOL,
     MAPPING,
     TEXT,
     Key,
     Rule,
-    is_number,
     is_whole,
     number,
     one_of,
+    option,
     parse_overrides,
     parse_value,
     whole,
 )
-from alexnet.train.schedule import build_schedule
+from alexnet.train.optim import OptimConfig
+from alexnet.train.schedule import ScheduleConfig, build_schedule
 
 # finetune.freeze: the layers each value keeps fixed (names as in models/paper.py).
 FREEZE = {"none": (), "conv1-3": ("conv1", "conv2", "conv3"),
           "features": ("conv1", "conv2", "conv3", "conv4", "conv5"),
           "fc7": ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")}
 
-__all__ = ["KEYS", "MODEL_OPTIONS", "check_model_options", "defaults", "derive_sizes",
-           "dump_config", "key_table", "parse_overrides", "parse_value", "resolve_config",
-           "set_dotted", "validate_config"]
+__all__ = ["KEYS", "MODEL_OPTIONS", "FinetuneConfig", "ModelConfig", "OptimConfig", "RunConfig",
+           "ScheduleConfig", "check_model_options", "defaults", "derive_sizes", "dump_config",
+           "key_table", "parse_overrides", "parse_value", "resolve_config", "set_dotted",
+           "validate_config"]
 
 MAX_PARAMETERS = 1_000_000_000  # 4 GB of fp32 weights; the paper's net has 61 M
-FROM_THE_MODEL = "the model's"  # the default of a model option: its builder's (models/)
 
-IMAGE_SIDE = Key(IMAGE_SIZE, whole(1, 4096),
-                 "§4.1: the network sees 224×224 patches; data.crop and data.resize follow")
+
+def section(cls: type) -> Any:
+    """A `RunConfig` field holding a section (its keys are `NAME.field`)."""
+    return field(default_factory=cls, metadata={"section": cls})
+
+
+@dataclass
+class ModelConfig:
+    """`model:` the network. `options` are the builder's keyword options besides `image_size`
+    (`MODEL_OPTIONS`: lrn, pool, init, ...), checked against its signature; unset ones take the
+    builder's defaults (models/)."""
+
+    name: str = option("paper", Rule("a model of `alexnet models`",
+                                     lambda v: v in list_models()),
+                       "§3.5, Fig. 2: the two-tower network")
+    image_size: int = option(IMAGE_SIZE, IMAGE_SIDE.rule, IMAGE_SIDE.why)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def kwargs(self) -> dict[str, Any]:
+        """The builder's keyword arguments (`create_model(name, num_classes=..., **kwargs)`)."""
+        return {"image_size": self.image_size, **self.options}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "image_size": self.image_size, **self.options}
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any]) -> ModelConfig:
+        rest = {k: copy.deepcopy(v) for k, v in mapping.items() if k not in ("name", "image_size")}
+        return cls(name=mapping.get("name", "paper"),
+                   image_size=mapping.get("image_size", IMAGE_SIZE), options=rest)
+
+
+@dataclass
+class FinetuneConfig:
+    """`finetune:` what happens to the layers loaded by `init_from`."""
+
+    freeze: str = option("none", one_of(*FREEZE),
+                         "with init_from: layers kept as loaded; conv1-3 = conv1..conv3, "
+                         "features = every conv layer, fc7 = all but the new head (a linear "
+                         "probe on fc7's features)")
+    lr_mult: float = option(1.0, number("a number >= 0", lambda v: v >= 0),
+                            "with init_from: rate multiplier of the loaded layers (the new head "
+                            "keeps 1); Caffe's fine-tuning example gives them 1/10 of fc8's")
+
+
+@dataclass
+class RunConfig:
+    """One training run, resolved: every key of `alexnet recipes --keys`, in the order
+    config.yaml lists them. Build it with `resolve_config` (recipe + overrides) or
+    `RunConfig.from_dict` (a config.yaml, a checkpoint's config); check it with
+    `validate_config`."""
+
+    recipe: str = option("fashion-mnist", Rule("a name", lambda v: isinstance(v, str) and
+                                               bool(v)),
+                         "the default recipe (recipes/fashion-mnist.yaml)")
+    description: str = option("", TEXT, "the recipe's one-line summary")
+    model: ModelConfig = section(ModelConfig)
+    data: DataConfig = section(DataConfig)
+    init_from: str | None = option(
+        None, Rule("null, a checkpoint or run folder, torchvision, or a torchvision .pth file",
+                   lambda v: isinstance(v, str) and bool(v)).or_null(),
+        "fine-tuning: start from these weights (the model follows them); null = a new net "
+        "(§5's init)")
+    finetune: FinetuneConfig = section(FinetuneConfig)
+    epochs: int = option(90, whole(1, 100_000), "§5: roughly 90 cycles through the training set")
+    batch_size: int = option(128, whole(1, 1 << 20),
+                             "§5; global: split evenly over the processes of a distributed run")
+    optim: OptimConfig = section(OptimConfig)
+    schedule: ScheduleConfig = section(ScheduleConfig)
+    quick: bool | str = option("auto", one_of(True, False, "auto"),
+                               "auto = on without CUDA: a short run that finishes on a laptop "
+                               "CPU")
+    quick_overrides: dict[str, Any] = option(
+        {}, MAPPING, "dotted KEY: VALUE applied when quick is on (set by each recipe)")
+    train_batches: int | None = option(None, whole(1).or_null(),
+                                       "cap on batches per epoch (a training subset); null = all")
+    seed: int = option(0, whole(0, 2**63 - 1), "every random draw follows from it")
+    deterministic: bool = option(False, BOOL, "torch.use_deterministic_algorithms: bitwise "
+                                              "resume on CPU")
+    device: str = option("auto", Rule("auto, cpu, cuda or cuda:N",
+                                      lambda v: isinstance(v, str) and v != ""),
+                         "auto = cuda when available, else cpu")
+    compile: bool = option(True, BOOL, "torch.compile on CUDA (never on CPU: compile time beats "
+                                       "the gain there)")
+    amp: bool = option(True, BOOL, "bf16 autocast on CUDA")
+    channels_last: bool = option(True, BOOL, "on CUDA")
+    log_every: int = option(50, whole(1), "steps between host syncs (progress bar, finiteness "
+                                          "check)")
+    towers: bool = option(False, BOOL, "§3.2: two-tower model parallelism, one tower per device "
+                                       "(paper models)")
+    tower_devices: list[str] | None = option(None, Rule(
+        "null or a list of two devices", lambda v: v is None or (
+            isinstance(v, list) and len(v) == 2 and all(isinstance(d, str) for d in v))),
+        "e.g. [cuda:0, cuda:1]; null = the first two CUDA devices")
+    distributed: dict[str, Any] = option({}, MAPPING, "written at start: world_size, per-rank "
+                                                      "batch, lr rule")
+    started_from: dict[str, Any] = option({}, MAPPING, "written at start with init_from: the "
+                                                       "weights, the layers replaced, adapted "
+                                                       "and frozen")
+    origin: dict[str, Any] = option({}, MAPPING, "written when resolved: the recipe and "
+                                                 "overrides it came from, whether QUICK was "
+                                                 "applied (a config.yaml read back as a recipe "
+                                                 "is not changed again)")
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any]) -> RunConfig:
+        """A config from its nested mapping (config.yaml, a checkpoint's `config`). Unknown keys
+        and sections that are not mappings raise one `ConfigError`; the values are checked by
+        `validate_config`."""
+        if not isinstance(mapping, Mapping):
+            raise ConfigError(f"a run config must be a mapping of keys, not {mapping!r}")
+        errors = _unknown_keys(dict(mapping))
+        if errors:
+            raise ConfigError("\n".join(errors))
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in mapping:
+                continue
+            value, kind = mapping[f.name], f.metadata.get("section")
+            if kind is ModelConfig:
+                kwargs[f.name] = ModelConfig.from_dict(value)
+            elif kind is not None:
+                kwargs[f.name] = kind(**copy.deepcopy(dict(value)))
+            else:
+                kwargs[f.name] = copy.deepcopy(value)
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The nested mapping config.yaml and checkpoints hold (plain YAML types)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, ModelConfig):
+                out[f.name] = value.to_dict()
+            elif dataclasses.is_dataclass(value):
+                out[f.name] = copy.deepcopy(dataclasses.asdict(value))
+            else:
+                out[f.name] = copy.deepcopy(value)
+        return out
+
+    def with_values(self, values: Mapping[str, Any]) -> RunConfig:
+        """A copy with dotted keys set (`{"device": "cpu", "optim.lr": 0.02}`), unknown keys
+        refused as in overrides."""
+        mapping = self.to_dict()
+        for key, value in values.items():
+            set_dotted(mapping, key, copy.deepcopy(value))
+        return RunConfig.from_dict(mapping)
+
+
+def _keys_of(cls: type, prefix: str = "") -> dict[str, Key]:
+    """The `Key` of every field of a config dataclass, sections expanded (`optim.lr`)."""
+    keys: dict[str, Key] = {}
+    for f in dataclasses.fields(cls):
+        if "key" in f.metadata:
+            keys[prefix + f.name] = f.metadata["key"]
+        elif "section" in f.metadata:
+            keys.update(_keys_of(f.metadata["section"], f"{prefix}{f.name}."))
+    return keys
+
 
 # Every key of a run, in the order a resolved config is written.
-KEYS: dict[str, Key] = {
-    "recipe": Key("fashion-mnist", Rule("a name", lambda v: isinstance(v, str) and bool(v)),
-                  "the default recipe (recipes/fashion-mnist.yaml)"),
-    "description": Key("", TEXT, "the recipe's one-line summary"),
-    "model.name": Key("paper", Rule("a model of `alexnet models`", lambda v: v in list_models()),
-                      "§3.5, Fig. 2: the two-tower network"),
-    "model.image_size": IMAGE_SIDE,
-    **{f"data.{name}": key for name, key in DATA_KEYS.items()},
-    "init_from": Key(None, Rule("null, a checkpoint or run folder, torchvision, or a "
-                                "torchvision .pth file", lambda v: isinstance(v, str) and
-                                bool(v)).or_null(),
-                     "fine-tuning: start from these weights (the model follows them); "
-                     "null = a new net (§5's init)"),
-    "finetune.freeze": Key("none", one_of(*FREEZE),
-                           "with init_from: layers kept as loaded; conv1-3 = conv1..conv3, "
-                           "features = every conv layer, fc7 = all but the new head (a linear "
-                           "probe on fc7's features)"),
-    "finetune.lr_mult": Key(1.0, number("a number >= 0", lambda v: v >= 0),
-                            "with init_from: rate multiplier of the loaded layers (the new head "
-                            "keeps 1); Caffe's fine-tuning example gives them 1/10 of fc8's"),
-    "epochs": Key(90, whole(1, 100_000), "§5: roughly 90 cycles through the training set"),
-    "batch_size": Key(128, whole(1, 1 << 20),
-                      "§5; global: split evenly over the processes of a distributed run"),
-    "optim.name": Key("paper", one_of("paper", "sgd"),
-                      "§5's update rule (PaperSGD); sgd = torch.optim.SGD"),
-    "optim.lr": Key(0.01, number("a number > 0", lambda v: v > 0),
-                    "§5: ε starts at 0.01, for the global batch"),
-    "optim.momentum": Key(0.9, number("a number in [0, 1)", lambda v: 0 <= v < 1), "§5"),
-    "optim.weight_decay": Key(0.0005, number("a number >= 0", lambda v: v >= 0), "§5"),
-    "schedule.name": Key("plateau", one_of("plateau", "events"),
-                         "§5: ÷10 when the validation error stops improving; events: the "
-                         "released code's log (layer-params-145.cfg)"),
-    "schedule.factor": Key(0.1, number("a number in (0, 1]", lambda v: 0 < v <= 1), "§5: ÷10"),
-    "schedule.patience": Key(4, whole(0), "not in the paper: our choice"),
-    "schedule.max_reductions": Key(3, whole(0), "§5: reduced three times prior to termination"),
-    "schedule.threshold": Key(0.0, number("a number >= 0", lambda v: v >= 0),
-                              "any improvement counts"),
-    "schedule.events": Key([], Rule("a list of {epoch, lr?, lighting?, layers?}", lambda v: (
-        isinstance(v, list) and all(isinstance(e, dict) for e in v))),
-        "for name=events (checked by the schedule)"),
-    "quick": Key("auto", one_of(True, False, "auto"),
-                 "auto = on without CUDA: a short run that finishes on a laptop CPU"),
-    "quick_overrides": Key({}, MAPPING,
-                           "dotted KEY: VALUE applied when quick is on (set by each recipe)"),
-    "train_batches": Key(None, whole(1).or_null(),
-                         "cap on batches per epoch (a training subset); null = all"),
-    "seed": Key(0, whole(0, 2**63 - 1), "every random draw follows from it"),
-    "deterministic": Key(False, BOOL, "torch.use_deterministic_algorithms: bitwise resume "
-                                      "on CPU"),
-    "device": Key("auto", Rule("auto, cpu, cuda or cuda:N",
-                               lambda v: isinstance(v, str) and v != ""),
-                  "auto = cuda when available, else cpu"),
-    "compile": Key(True, BOOL, "torch.compile on CUDA (never on CPU: compile time beats the "
-                               "gain there)"),
-    "amp": Key(True, BOOL, "bf16 autocast on CUDA"),
-    "channels_last": Key(True, BOOL, "on CUDA"),
-    "log_every": Key(50, whole(1), "steps between host syncs (progress bar, finiteness check)"),
-    "towers": Key(False, BOOL, "§3.2: two-tower model parallelism, one tower per device "
-                               "(paper models)"),
-    "tower_devices": Key(None, Rule("null or a list of two devices", lambda v: v is None or (
-        isinstance(v, list) and len(v) == 2 and all(isinstance(d, str) for d in v))),
-        "e.g. [cuda:0, cuda:1]; null = the first two CUDA devices"),
-    "distributed": Key({}, MAPPING, "written at start: world_size, per-rank batch, lr rule"),
-    "started_from": Key({}, MAPPING, "written at start with init_from: the weights, the "
-                                     "layers replaced, adapted and frozen"),
-}
+KEYS: dict[str, Key] = _keys_of(RunConfig)
 SECTIONS = tuple(dict.fromkeys(k.split(".")[0] for k in KEYS if "." in k))
 
-# The options of the models (their defaults: the builders' signatures in alexnet.models).
-MODEL_OPTIONS: dict[str, Key] = {
-    "lrn": Key(FROM_THE_MODEL, BOOL, "§3.3: local response normalization after conv1, conv2"),
-    "pool": Key(FROM_THE_MODEL, one_of("overlap", "non-overlap"),
-                "§3.4: overlapping pooling z=3, s=2; non-overlap: z=s=2"),
-    "activation": Key(FROM_THE_MODEL, one_of("relu", "tanh"), "§3.1: ReLU; tanh: Fig. 1"),
-    "dropout": Key(FROM_THE_MODEL, number("a probability in [0, 1)", lambda v: 0 <= v < 1),
-                   "§4.2: 0.5 on fc6's and fc7's outputs"),
-    "image_size": IMAGE_SIDE,
-    "init": Key(FROM_THE_MODEL, one_of("paper", "original", "xavier").or_null(),
-                "§5: N(0, 0.01²); original: layers-145.cfg; xavier: d2l's; null = the variant's"),
-    "lrn_alpha_over_n": Key(FROM_THE_MODEL, BOOL, "layer.py divides α by n, as torch does; "
-                                                  "false: §3.3's formula as printed"),
-    "lrn_per_tower": Key(FROM_THE_MODEL, BOOL, "§3.2: two-tower models keep the LRN window in "
-                                               "its tower"),
-    "dropout_scaling": Key(FROM_THE_MODEL, one_of("test", "train"),
-                           "§4.2: ×0.5 at test; train: inverted dropout (PyTorch, Caffe)"),
-    "lrn_k": Key(FROM_THE_MODEL, number("a number > 0", lambda v: v > 0),
-                 "§3.3: k=2; Caffe's bvlc_alexnet (alexnet import caffe): 1"),
-    "init_bias": Key(FROM_THE_MODEL, number("a number", lambda v: True),
-                     "§5: biases of 1 in conv2, conv4, conv5, fc6, fc7; Caffe: 0.1 "
-                     "(docs/paper-facts.md)"),
-    "remove_conv": Key(FROM_THE_MODEL, Rule("null, 2, 3, 4 or 5", lambda v: v is None or (
-        is_whole(v) and v in (2, 3, 4, 5))),
-        "§7: removing a middle conv layer costs about 2% top-1; the next layer takes the "
-        "removed one's input maps (conv4 gone: conv5 sees conv3's 384), the smallest change "
-        "that keeps the shapes; null = all five"),
-}
-SET_BY_THE_DATA = ("num_classes", "in_channels")
 
 
 def defaults() -> dict[str, Any]:
@@ -218,21 +300,6 @@ def merge(cfg: dict[str, Any], updates: dict[str, Any], prefix: str = "") -> Non
             set_dotted(cfg, dotted, copy.deepcopy(value))
 
 
-def _builder_options(name: str) -> dict[str, inspect.Parameter]:
-    params = inspect.signature(model_info(name).builder).parameters
-    return {k: p for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
-
-
-def model_key_problems(name: Any, options: dict[str, Any], prefix: str = "model.") -> list[str]:
-    """Options that model `name` does not take, one line each naming the ones it takes."""
-    if not isinstance(name, str) or name not in list_models():
-        return []  # check_model_options names the valid models
-    valid = _builder_options(name)
-    return [f"{prefix}{key}={value!r}: model {name!r} has no option {key!r}"
-            f"{_close(key, list(valid))}; its options: {', '.join(valid)}"
-            for key, value in options.items() if key not in valid and key not in SET_BY_THE_DATA]
-
-
 def derive_sizes(cfg: dict[str, Any]) -> None:
     """Fill `data.crop` and `data.resize` from `model.image_size` (the side the network sees)
     where the config does not set them; values of the wrong type are left to the checks.
@@ -263,22 +330,28 @@ def derive_sizes(cfg: dict[str, Any]) -> None:
         data["resize"] = size
 
 
-def resolve_config(recipe: dict[str, Any], overrides: dict[str, Any] | None = None,
-                   *, cuda: bool | None = None, model: dict[str, Any] | None = None
-                   ) -> dict[str, Any]:
-    """defaults() <- recipe <- (quick_overrides if quick) <- overrides; returns a new dict
-    with the sizes derived (`derive_sizes`). Unknown keys, the model's included, raise
-    `ConfigError`; the values are checked by `validate_config`.
+def resolve_config(recipe: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
+                   *, cuda: bool | None = None, model: Mapping[str, Any] | None = None,
+                   source: str | None = None) -> RunConfig:
+    """defaults() <- recipe <- (quick_overrides if quick) <- overrides, as a `RunConfig` with
+    the sizes derived (`derive_sizes`) and `origin` recorded. Unknown keys, the model's
+    included, raise `ConfigError`; the values are checked by `validate_config`.
 
     `quick: auto` becomes true when CUDA is absent (`cuda` overrides the detection in tests).
     `model` (the model of init_from's weights) replaces the recipe's model section, quick's
-    model keys included; the overrides' `model.*` keys still apply on top.
+    model keys included; the overrides' `model.*` keys still apply on top. `source` names where
+    the recipe came from (a recipe name or a file), for `origin`.
+
+    A resolved config given as the recipe (it has an `origin`: a run's config.yaml) resolves to
+    itself: QUICK's overrides are already in its values and are not applied again, and its model
+    section is kept as it is.
     """
-    overrides = overrides or {}
+    overrides = dict(overrides or {})
+    resolved = isinstance(recipe.get("origin"), Mapping) and bool(recipe.get("origin"))
 
     def build(with_quick: bool) -> dict[str, Any]:
         cfg = defaults()
-        merge(cfg, recipe)
+        merge(cfg, dict(recipe))
         quick_overrides = cfg.get("quick_overrides") or {}
         for key in quick_overrides:  # checked whether quick is on or not
             if unknown_key(key):
@@ -286,33 +359,45 @@ def resolve_config(recipe: dict[str, Any], overrides: dict[str, Any] | None = No
         if with_quick:
             for key, value in quick_overrides.items():
                 set_dotted(cfg, key, copy.deepcopy(value))
-        if model is not None:
-            cfg["model"] = copy.deepcopy(model)
+        if model is not None and not resolved:
+            cfg["model"] = copy.deepcopy(dict(model))
         for key, value in overrides.items():
             set_dotted(cfg, key, copy.deepcopy(value))
         return cfg
 
     cfg = build(False)
     quick = cfg["quick"]
+    if resolved and recipe.get("quick") is True and quick is not True:
+        raise ConfigError(
+            f"{source or 'this config'} is a resolved QUICK config: its values already hold "
+            "QUICK's overrides, so quick=false (--full) cannot undo them; for the full run use "
+            f"--recipe {recipe['origin'].get('recipe', recipe.get('recipe'))} --full")
     if quick == "auto":
         quick = not (torch.cuda.is_available() if cuda is None else cuda)
     if not isinstance(quick, bool):
         raise ConfigError(f"quick={cfg['quick']!r}: expected true, false or auto")
-    if quick:
+    if quick and not resolved:
         cfg = build(True)
     cfg["quick"] = quick
-    model = cfg["model"] if isinstance(cfg.get("model"), dict) else {}
-    problems = model_key_problems(model.get("name"), {k: v for k, v in model.items()
-                                                      if k != "name"})
+    model_section = cfg["model"] if isinstance(cfg.get("model"), dict) else {}
+    problems = model_key_problems(model_section.get("name"),
+                                  {k: v for k, v in model_section.items() if k != "name"})
     if problems:
         raise ConfigError("\n".join(problems))
     derive_sizes(cfg)
-    return cfg
+    cfg["origin"] = {
+        "recipe": source or cfg.get("recipe"),
+        "overrides": copy.deepcopy(overrides),
+        "quick_overrides": ("already in the values (a resolved config)" if resolved
+                            else "applied" if quick else "not applied"),
+    }
+    return RunConfig.from_dict(cfg)
 
 
-def dump_config(cfg: dict[str, Any]) -> str:
+def dump_config(cfg: RunConfig | Mapping[str, Any]) -> str:
     """The resolved config as YAML (keys in KEYS order)."""
-    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None, allow_unicode=True)
+    mapping = cfg.to_dict() if isinstance(cfg, RunConfig) else dict(cfg)
+    return yaml.safe_dump(mapping, sort_keys=False, default_flow_style=None, allow_unicode=True)
 
 
 def key_table() -> str:
@@ -327,29 +412,18 @@ def key_table() -> str:
                  "`alexnet summary MODEL --json`:")
     for key, spec in MODEL_OPTIONS.items():
         if key != "image_size":
-            models = [m for m in list_models() if key in _builder_options(m)]
+            models = [m for m in list_models() if key in builder_options(m)]
             lines.append(row(f"model.{key}", spec) + f" [{', '.join(models)}]")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- the checks: before any build
 
-# An option of a future model that MODEL_OPTIONS does not list: its default's type.
-_BY_TYPE = ((bool, BOOL), (int, Rule("a whole number", is_whole)),
-            (float, Rule("a number", is_number)), (str, TEXT))
-
-
-def _option_problem(prefix: str, key: str, value: Any, default: Any) -> str | None:
-    """A model option's value against `MODEL_OPTIONS` (else its default's type)."""
-    spec = MODEL_OPTIONS.get(key) or Key(default, next(
-        (rule for kind, rule in _BY_TYPE if isinstance(default, kind)), ANY), "")
-    return spec.problem(prefix + key, value)
-
-
 def check_model_options(name: Any, options: dict[str, Any], *, num_classes: int = 1000,
                         in_channels: int = 3, prefix: str = "model.") -> list[str]:
     """Problems with a model name and its options, one line each: names against the builder's
-    signature, values against `MODEL_OPTIONS`, then a build on the meta device (no memory)
+    signature and `MODEL_OPTIONS` (`alexnet.models.options`, the one place), then a build on
+    the meta device (no memory)
     that catches the rest, and the parameter count against `MAX_PARAMETERS`."""
     if not isinstance(name, str) or name not in list_models():
         label = "model.name=" if prefix == "model." else "model "
@@ -357,19 +431,16 @@ def check_model_options(name: Any, options: dict[str, Any], *, num_classes: int 
     errors = [f"{prefix}{key}={options[key]!r}: set by the data, not the config; remove it"
               for key in SET_BY_THE_DATA if key in options and prefix == "model."]
     options = {k: v for k, v in options.items() if k not in SET_BY_THE_DATA}
-    errors += model_key_problems(name, options, prefix)
-    params = _builder_options(name)
-    errors += [p for key, value in options.items() if key in params
-               and (p := _option_problem(prefix, key, value, params[key].default))]
-    if options.get("init") == "xavier" and "init_bias" in options:  # it would be ignored
-        errors.append(f"{prefix}init_bias={options['init_bias']!r}: init=xavier sets every bias "
-                      "to 0; init_bias is the value of §5's biases of 1 under init=paper or "
-                      "original. Drop init_bias or set init=paper")
+    errors += option_problems(name, options, prefix)
     if errors:
         return errors
+    params = builder_options(name)
     # The init does not change shapes; xavier's uniform_ builds on the meta device at once,
     # where normal_ would first import torch._dynamo (seconds).
-    shapes_only = {**options, "init": "xavier"} if "init" in params else options
+    shapes_only = dict(options)
+    if "init" in params:
+        shapes_only.pop("init_bias", None)  # xavier's biases are 0: init_bias would be refused
+        shapes_only["init"] = "xavier"
     try:
         with torch.device("meta"):
             model = create_model(name, num_classes=num_classes, in_channels=in_channels,
@@ -416,9 +487,10 @@ def _size_problem(model: dict[str, Any], data: DataConfig) -> str | None:
     return None
 
 
-def validate_config(cfg: dict[str, Any]) -> None:
+def validate_config(config: RunConfig | Mapping[str, Any]) -> None:
     """Check every value of a resolved config before anything is built; raise one
     `ConfigError` with one line per problem (the key, the value, what is allowed)."""
+    cfg = config.to_dict() if isinstance(config, RunConfig) else dict(config)
     errors = _unknown_keys(cfg)
     for key, spec in KEYS.items():
         if key.startswith(("model.", "data.")):
@@ -438,7 +510,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
     if not any(e.startswith("schedule") for e in errors) and isinstance(cfg.get("schedule"),
                                                                          dict):
         try:
-            build_schedule(cfg["schedule"], 0.01)
+            build_schedule(ScheduleConfig(**cfg["schedule"]), 0.01)
         except AlexNetError as err:
             errors.append(f"schedule: {err}")
         except (TypeError, ValueError, KeyError) as err:

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
@@ -29,7 +29,7 @@ from alexnet.atomic import append_text
 from alexnet.checkpoint import load_checkpoint, save_checkpoint
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.evaluation.evaluate import EvalResult, evaluate
-from alexnet.train.config import validate_config
+from alexnet.train.config import RunConfig, validate_config
 from alexnet.train.distributed import (
     Dist,
     all_reduce_sum,
@@ -40,7 +40,7 @@ from alexnet.train.distributed import (
 from alexnet.train.doctor import RunDoctor
 from alexnet.train.run_folder import RunFolder
 from alexnet.train.schedule import current_lr
-from alexnet.train.setup import Run, full_command, rng_state, setup_run
+from alexnet.train.setup import Training, full_command, rng_state, setup_run
 
 
 class TrainingDiverged(AlexNetError):
@@ -54,7 +54,7 @@ def diverged(what: str, where: str) -> TrainingDiverged:
         "Lower the learning rate (e.g. optim.lr=0.005) and resume or start over")
 
 
-def train(cfg: dict[str, Any] | None, run_dir: str | Path, *, resume: bool = False,
+def train(cfg: RunConfig | Mapping[str, Any] | None, run_dir: str | Path, *, resume: bool = False,
           state: dict[str, Any] | None = None, force: bool = False,
           init: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train as `cfg` (a resolved config) says, writing config.yaml, metrics.jsonl, last.pt and
@@ -70,15 +70,17 @@ def train(cfg: dict[str, Any] | None, run_dir: str | Path, *, resume: bool = Fal
     run_dir = Path(run_dir)
     if resume and state is None:
         state = load_checkpoint(run_dir / "last.pt")
+    if isinstance(cfg, Mapping):  # a config.yaml's or a checkpoint's mapping
+        cfg = RunConfig.from_dict(cfg)
     if cfg is not None:
         validate_config(cfg)
-        if cfg.get("init_from") and not resume and init is None:
-            init = load_checkpoint(cfg["init_from"])
+        if cfg.init_from and not resume and init is None:
+            init = load_checkpoint(cfg.init_from)
     elif state is None:
         raise ConfigError("train() needs a config unless it resumes a run")
     else:
-        cfg = state["config"]
-    dist = init_distributed(cfg["device"])
+        cfg = RunConfig.from_dict(state["config"])
+    dist = init_distributed(cfg.device)
     deterministic = torch.are_deterministic_algorithms_enabled()
     folder = RunFolder(run_dir, resume=resume, force=force) if dist.is_main else None
     failed = True
@@ -102,20 +104,20 @@ def train(cfg: dict[str, Any] | None, run_dir: str | Path, *, resume: bool = Fal
         shutdown_distributed()
 
 
-def run_epochs(run: Run) -> dict[str, Any]:
+def run_epochs(run: Training) -> dict[str, Any]:
     """Epochs `run.start_epoch`.. of the run: train, validate on centre views, step the
     schedule (§5), checkpoint, log; stop early on a signal or when the schedule is done."""
     cfg, dist = run.cfg, run.dist
     say = print if dist.is_main else _quiet
     metrics = MetricsLog(run.run_dir, dist.is_main)
-    doctor = RunDoctor(run.data.num_classes, float(cfg["optim"]["lr"]))
+    doctor = RunDoctor(run.data.num_classes, float(cfg.optim.lr))
     stop = StopRequest()
     start = time.perf_counter()
     summary: dict[str, Any] = {"run_dir": str(run.run_dir), "interrupted": False,
                                "epochs_done": run.start_epoch,
                                "best_top1_err": run.best_top1_err, "val": None}
     with stop.installed():
-        for epoch in range(run.start_epoch, cfg["epochs"]):
+        for epoch in range(run.start_epoch, cfg.epochs):
             run.schedule.start_epoch(epoch, run.optimizer, run.data.train)
             first = run.start_batch if epoch == run.start_epoch else 0
             result = train_epoch(run, epoch, first, stop, doctor)
@@ -129,7 +131,7 @@ def run_epochs(run: Run) -> dict[str, Any]:
             val = validate(run)
             lr = current_lr(run.optimizer)
             say_progress = tqdm.write if dist.is_main else _quiet
-            say_progress(f"epoch {epoch + 1}/{cfg['epochs']}: train loss {result.loss:.4f} "
+            say_progress(f"epoch {epoch + 1}/{cfg.epochs}: train loss {result.loss:.4f} "
                          f"(top-1 error {result.top1_err:.2%}), val top-1 error "
                          f"{val.top1_err:.2%}, top-5 error {val.top5_err:.2%}, lr {lr:g}")
             advice = doctor.epoch(epoch, result.loss, val.top1_err)
@@ -165,12 +167,12 @@ def run_epochs(run: Run) -> dict[str, Any]:
         say(f"finished: validation/test accuracy {1 - val['top1_err']:.2%} (top-5 "
             f"{1 - val['top5_err']:.2%}) after {summary['epochs_done']} epochs in {minutes} min "
             f"{seconds} s of training and testing; checkpoints in {run.run_dir}")
-        if cfg.get("quick"):
+        if cfg.quick:
             say(f"this was the QUICK mode; the full run: {full_command(cfg)}")
     return summary
 
 
-def validate(run: Run) -> EvalResult:
+def validate(run: Training) -> EvalResult:
     """Mean loss and top-1/top-5 error on the validation split's centre views, summed over all
     processes (each evaluates its share)."""
     return evaluate(run.net, run.data, "center", amp=run.accel.amp,
@@ -184,7 +186,7 @@ def val_record(val: EvalResult) -> dict[str, float]:
             "images": float(val.images)}
 
 
-def save_run(run: Run, epoch: int, batch: int, val: EvalResult | None, name: str) -> None:
+def save_run(run: Training, epoch: int, batch: int, val: EvalResult | None, name: str) -> None:
     """Checkpoint the run (docs/ARCHITECTURE.md's format) as run_dir/`name`: the next step is
     batch `batch` of epoch `epoch`. Refused while a weight is not finite."""
     rng = rng_state(run.dist)  # a collective in distributed runs: every rank calls it
@@ -197,7 +199,7 @@ def save_run(run: Run, epoch: int, batch: int, val: EvalResult | None, name: str
         "classes": list(run.data.classes),
         "data": {"normalization": dict(run.data.normalization),
                  "preprocess": dict(run.data.preprocess)},
-        "config": run.cfg, "epoch": epoch, "batch": batch,
+        "config": run.cfg.to_dict(), "epoch": epoch, "batch": batch,
         "optimizer": run.optimizer.state_dict(), "scheduler": run.schedule.state_dict(),
         "rng": rng,
         "metrics": {"best_top1_err": run.best_top1_err,
@@ -214,7 +216,7 @@ class EpochResult:
     stopped_at: int | None  # the next batch, when a signal stopped the epoch early
 
 
-def train_epoch(run: Run, epoch: int, first: int, stop: StopRequest,
+def train_epoch(run: Training, epoch: int, first: int, stop: StopRequest,
                 doctor: RunDoctor | None = None) -> EpochResult:
     """Steps `first`..`run.steps_per_epoch`-1 of `epoch`; a host sync every `log_every` steps."""
     cfg, dist, steps = run.cfg, run.dist, run.steps_per_epoch
@@ -224,9 +226,9 @@ def train_epoch(run: Run, epoch: int, first: int, stop: StopRequest,
     correct = torch.zeros((), device=device, dtype=torch.int64)  # top-1 hits, training batches
     window_loss = torch.zeros((), device=device)
     window, seen, images = 0, 0, 0
-    log_every = max(1, int(cfg["log_every"]))
+    log_every = max(1, int(cfg.log_every))
     start = tick = time.perf_counter()
-    bar = tqdm(total=steps, initial=first, desc=f"epoch {epoch + 1}/{cfg['epochs']}",
+    bar = tqdm(total=steps, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                unit="batch", disable=not dist.is_main, dynamic_ncols=True, file=sys.stdout)
     stopped_at = None
     for step, (x, y) in enumerate(islice(_batches(run.data.train, epoch, first),

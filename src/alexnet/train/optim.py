@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from alexnet.errors import ConfigError
+from alexnet.schema import number, one_of, option
 
 
 class PaperSGD(torch.optim.Optimizer):
@@ -81,19 +83,30 @@ class PaperSGD(torch.optim.Optimizer):
         return loss
 
 
-def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    """`cfg` is the resolved config's `optim` mapping: `name` is `paper` (§5's rule, with the
+@dataclass
+class OptimConfig:
+    """`optim:` §5's update rule and its constants."""
+
+    name: str = option("paper", one_of("paper", "sgd"),
+                       "§5's update rule (PaperSGD); sgd = torch.optim.SGD")
+    lr: float = option(0.01, number("a number > 0", lambda v: v > 0),
+                       "§5: ε starts at 0.01, for the global batch")
+    momentum: float = option(0.9, number("a number in [0, 1)", lambda v: 0 <= v < 1), "§5")
+    weight_decay: float = option(0.0005, number("a number >= 0", lambda v: v >= 0), "§5")
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """`cfg` is the run config's `optim` section: `name` is `paper` (§5's rule, with the
     model's `optim_groups()` multipliers) or `sgd` (torch.optim.SGD, as torchvision's recipe)."""
     groups = model.optim_groups() if hasattr(model, "optim_groups") else [
         {"name": n, "params": [p], "lr_mult": 1.0, "wd_mult": 1.0}
         for n, p in model.named_parameters()]
-    name = cfg["name"]
+    name = cfg.name
     if name == "paper":
-        return PaperSGD(groups, lr=cfg["lr"], momentum=cfg["momentum"],
-                        weight_decay=cfg["weight_decay"])
+        return PaperSGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if name == "sgd":
         # torchvision's reference: one rate and decay for every tensor; multipliers ignored.
         plain = [{"name": g["name"], "params": g["params"]} for g in groups]
-        return torch.optim.SGD(plain, lr=cfg["lr"], momentum=cfg["momentum"],
-                               weight_decay=cfg["weight_decay"])
+        return torch.optim.SGD(plain, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
     raise ConfigError(f"unknown optim.name {name!r}; valid: paper, sgd")

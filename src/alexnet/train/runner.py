@@ -5,21 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from alexnet.checkpoint import load_checkpoint
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.recipes import DEFAULT_RECIPE, list_recipes, load_recipe
 from alexnet.train.config import (
+    SECTIONS,
+    RunConfig,
     key_table,
     parse_overrides,
     resolve_config,
-    set_dotted,
     validate_config,
 )
 from alexnet.train.finetune import init_model_config
 from alexnet.train.loop import train
 from alexnet.train.run_folder import default_run_dir
 
-__all__ = ["RESUMABLE", "default_run_dir", "key_table", "recipe_table", "run_training"]
+__all__ = ["RESUMABLE", "default_run_dir", "key_table", "recipe_table", "resolve_training",
+           "run_training"]
 
 
 # What a resumed run may change: none of them changes the numbers an uninterrupted run gives.
@@ -29,34 +33,50 @@ RESUMABLE = {"epochs": "train for more (or fewer) epochs",
              "data.workers": "loader processes (the order and augmentation do not depend on it)"}
 
 
-def run_training(*, recipe: str | None = None, data: str | None = None, out: str | None = None,
-                 resume: str | None = None, full: bool = False, force: bool = False,
-                 overrides: list[str] | None = None, init_from: str | None = None
-                 ) -> dict[str, Any]:
-    """`alexnet train`: resolve recipe + overrides (or take a run's own config to resume).
-    `init_from` (a checkpoint, a run folder or `torchvision`) starts from trained weights."""
-    pairs = parse_overrides(overrides or [])
-    if resume is not None:
-        if init_from is not None:
-            raise ConfigError("--resume continues a run from its own last.pt; drop --init-from")
-        return _resume(resume, pairs, recipe=recipe, data=data, out=out, full=full, force=force)
+def resolve_training(*, recipe: str | None = None, data: str | None = None,
+                     full: bool = False, overrides: list[str] | dict[str, Any] | None = None,
+                     init_from: str | None = None
+                     ) -> tuple[RunConfig, dict[str, Any] | None]:
+    """The resolved config of `alexnet train` (recipe + --data/--full/--init-from +
+    KEY=VALUE overrides), checked, and init_from's checkpoint (loaded) or None. Nothing is
+    built: `alexnet train --print-config` prints this config."""
+    pairs = dict(overrides) if isinstance(overrides, dict) else parse_overrides(overrides or [])
     if data is not None:
         pairs["data.source"] = data
     if full:
         pairs["quick"] = False
     if init_from is not None:
         pairs["init_from"] = init_from
-    recipe_map = load_recipe(recipe or DEFAULT_RECIPE)
-    cfg = resolve_config(recipe_map, pairs)
-    if not cfg["data"].get("source"):
-        raise ConfigError(f"recipe {cfg['recipe']!r} needs a dataset: pass --data PATH (an "
+    source = recipe or DEFAULT_RECIPE
+    recipe_map = load_recipe(source)
+    cfg = resolve_config(recipe_map, pairs, source=source)
+    if not cfg.data.source:
+        raise ConfigError(f"recipe {cfg.recipe!r} needs a dataset: pass --data PATH (an "
                           "ILSVRC-2012 tree, an image folder or a folder made by "
                           "`alexnet prepare`)")
     init = None
-    if cfg.get("init_from"):  # the model is the loaded one; model.* overrides still apply
-        init = load_checkpoint(cfg["init_from"])
-        cfg = resolve_config(recipe_map, pairs, model=init_model_config(init))
-    return train(cfg, out or default_run_dir(cfg["recipe"]), force=force, init=init)
+    if cfg.init_from:  # the model is the loaded one; model.* overrides still apply
+        init = load_checkpoint(cfg.init_from)
+        cfg = resolve_config(recipe_map, pairs, model=init_model_config(init), source=source)
+    validate_config(cfg)
+    return cfg, init
+
+
+def run_training(*, recipe: str | None = None, data: str | None = None, out: str | None = None,
+                 resume: str | None = None, full: bool = False, force: bool = False,
+                 overrides: list[str] | dict[str, Any] | None = None,
+                 init_from: str | None = None) -> dict[str, Any]:
+    """`alexnet train`: resolve recipe + overrides (or take a run's own config to resume).
+    `init_from` (a checkpoint, a run folder or `torchvision`) starts from trained weights."""
+    if resume is not None:
+        if init_from is not None:
+            raise ConfigError("--resume continues a run from its own last.pt; drop --init-from")
+        pairs = dict(overrides) if isinstance(overrides, dict) else \
+            parse_overrides(overrides or [])
+        return _resume(resume, pairs, recipe=recipe, data=data, out=out, full=full, force=force)
+    cfg, init = resolve_training(recipe=recipe, data=data, full=full, overrides=overrides,
+                                 init_from=init_from)
+    return train(cfg, out or default_run_dir(cfg.recipe), force=force, init=init)
 
 
 def _resume(run_dir: str, pairs: dict[str, Any], *, recipe: str | None, data: str | None,
@@ -74,13 +94,13 @@ def _resume(run_dir: str, pairs: dict[str, Any], *, recipe: str | None, data: st
                           "no longer be the run it continues. Allowed with --resume: "
                           f"{', '.join(RESUMABLE)}; for other values start a new run")
     state = load_checkpoint(Path(run_dir) / "last.pt")
-    cfg = state.get("config")
-    if not isinstance(cfg, dict):
+    stored = state.get("config")
+    if not isinstance(stored, dict):
         raise CheckpointError(f"{Path(run_dir) / 'last.pt'} has no run config; it was not "
                               "written by `alexnet train`")
-    for key, value in pairs.items():
-        set_dotted(cfg, key, value)
+    _check_same_run(Path(run_dir), stored)
     try:
+        cfg = RunConfig.from_dict(stored).with_values(pairs)
         validate_config(cfg)
     except ConfigError as err:
         if pairs:
@@ -88,14 +108,54 @@ def _resume(run_dir: str, pairs: dict[str, Any], *, recipe: str | None, data: st
         raise CheckpointError(f"the config stored in {Path(run_dir) / 'last.pt'} is not valid "
                               f"for this version:\n{err}") from None
     done, batch = int(state.get("epoch", 0)), int(state.get("batch", 0))
-    if done >= cfg["epochs"] and batch == 0:
-        raise ConfigError(f"{run_dir} has finished: {done} of epochs={cfg['epochs']} done; "
+    if done >= cfg.epochs and batch == 0:
+        raise ConfigError(f"{run_dir} has finished: {done} of epochs={cfg.epochs} done; "
                           f"to train further pass a larger value, e.g. `alexnet train --resume "
                           f"{run_dir} epochs={done + 10}`")
     changes = ", ".join(f"{k}={v}" for k, v in pairs.items())
     print(f"resuming {run_dir} at epoch {done + 1}, batch {batch}"
           + (f", with {changes}" if changes else ""), flush=True)
     return train(cfg, run_dir, resume=True, state=state)
+
+
+def _check_same_run(run_dir: Path, stored: dict[str, Any]) -> None:
+    """last.pt must be this run's: its config agrees with the run's config.yaml (written at the
+    start) on every key a resume may not change. A last.pt copied from another run is refused,
+    naming whose it is, before its records would mix with this run's metrics.jsonl."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return  # a run folder of an older version, or config.yaml removed: nothing to compare
+    try:
+        own = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not readable YAML ({err}); it cannot confirm that "
+                          f"{run_dir / 'last.pt'} belongs to this run") from None
+    if not isinstance(own, dict):
+        raise ConfigError(f"{path} is not a run config")
+
+    def flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in mapping.items():
+            if isinstance(value, dict) and f"{prefix}{key}" in SECTIONS:
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    mine, theirs = flat(own), flat(stored)
+    skip = set(RESUMABLE) | {"distributed", "started_from", "origin"}
+    differ = sorted(k for k in set(mine) | set(theirs)
+                    if k not in skip and mine.get(k) != theirs.get(k))
+    if differ:
+        shown = ", ".join(f"{k}: {theirs.get(k)!r} (this run: {mine.get(k)!r})"
+                          for k in differ[:4]) + (f" and {len(differ) - 4} more"
+                                                  if len(differ) > 4 else "")
+        model = stored.get("model", {}).get("name") if isinstance(stored.get("model"),
+                                                                    dict) else None
+        raise CheckpointError(
+            f"{run_dir / 'last.pt'} is not this run's checkpoint: it holds a run of recipe "
+            f"{stored.get('recipe')!r} (model {model!r}) that differs from {path} in {shown}. "
+            "Put back the run's own last.pt, or train it in a new folder with --out")
 
 
 def recipe_table() -> str:

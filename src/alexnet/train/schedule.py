@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from alexnet.errors import ConfigError
+from alexnet.schema import Rule, number, one_of, option, whole
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -140,12 +141,29 @@ class EpochEventSchedule:
 Schedule = PlateauSchedule | EpochEventSchedule
 
 
-def build_schedule(cfg: dict[str, Any], base_lr: float) -> Schedule:
-    """From the resolved config's `schedule` mapping (`name: plateau | events`)."""
-    name = cfg.get("name")
-    if name == "plateau":
-        return PlateauSchedule(factor=cfg["factor"], patience=cfg["patience"],
-                               max_reductions=cfg["max_reductions"], threshold=cfg["threshold"])
-    if name == "events":
-        return EpochEventSchedule(base_lr=base_lr, events=list(cfg.get("events") or []))
-    raise ConfigError(f"unknown schedule.name {name!r}; valid: plateau, events")
+@dataclass
+class ScheduleConfig:
+    """`schedule:` when the learning rate changes (§5, or the released code's log)."""
+
+    name: str = option("plateau", one_of("plateau", "events"),
+                       "§5: ÷10 when the validation error stops improving; events: the "
+                       "released code's log (layer-params-145.cfg)")
+    factor: float = option(0.1, number("a number in (0, 1]", lambda v: 0 < v <= 1), "§5: ÷10")
+    patience: int = option(4, whole(0), "not in the paper: our choice")
+    max_reductions: int = option(3, whole(0), "§5: reduced three times prior to termination")
+    threshold: float = option(0.0, number("a number >= 0", lambda v: v >= 0),
+                              "any improvement counts")
+    events: list[dict[str, Any]] = option([], Rule(
+        "a list of {epoch, lr?, lighting?, layers?}",
+        lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v)),
+        "for name=events (checked by the schedule)")
+
+
+def build_schedule(cfg: ScheduleConfig, base_lr: float) -> Schedule:
+    """From the run config's `schedule` section (`name: plateau | events`)."""
+    if cfg.name == "plateau":
+        return PlateauSchedule(factor=cfg.factor, patience=cfg.patience,
+                               max_reductions=cfg.max_reductions, threshold=cfg.threshold)
+    if cfg.name == "events":
+        return EpochEventSchedule(base_lr=base_lr, events=list(cfg.events or []))
+    raise ConfigError(f"unknown schedule.name {cfg.name!r}; valid: plateau, events")

@@ -1,11 +1,13 @@
-"""Everything a training run needs, built once: `setup_run` returns a `Run` (data, model,
+"""Everything a training run needs, built once: `setup_run` returns a `Training` (data, model,
 optimizer, schedule, the wrapped network and its step), restored from a checkpoint when the
 run continues. The epoch loop (train/loop.py) only reads and updates it."""
 
 from __future__ import annotations
 
 import copy
+import json
 import math
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,9 @@ from alexnet.atomic import write_text
 from alexnet.data import DataBundle, DataConfig, build_loaders
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.models import create_model
+from alexnet.recipes import DEFAULT_RECIPE
 from alexnet.train.accel import StepSettings, step_settings
-from alexnet.train.config import dump_config, set_dotted
+from alexnet.train.config import RunConfig, dump_config
 from alexnet.train.distributed import Dist, per_rank_batch
 from alexnet.train.finetune import freeze, scale_rates, started_from, transfer
 from alexnet.train.optim import build_optimizer
@@ -29,12 +32,12 @@ from alexnet.train.towers import TwoTowerParallel
 
 
 @dataclass
-class Run:
+class Training:
     """One training run. `model` is the plain model (its weights go into checkpoints); `net` is
     what the step calls: `model` in channels_last, wrapped by DDP and torch.compile as the
     device and the config say (train/accel.py)."""
 
-    cfg: dict[str, Any]  # the resolved config, `distributed` filled in (a copy of the caller's)
+    cfg: RunConfig  # the resolved config, `distributed` filled in (a copy of the caller's)
     run_dir: Path
     dist: Dist
     data: DataBundle
@@ -50,67 +53,65 @@ class Run:
     best_top1_err: float = math.inf
 
 
-def setup_run(cfg: dict[str, Any], run_dir: Path, dist: Dist, state: dict[str, Any] | None,
-              init: dict[str, Any] | None = None) -> Run:
+def setup_run(cfg: RunConfig, run_dir: Path, dist: Dist, state: dict[str, Any] | None,
+              init: dict[str, Any] | None = None) -> Training:
     """Build the run `cfg` describes; with `state` (the run's last.pt, already loaded), continue
     it exactly. A new run with `init_from` starts from `init` (that checkpoint, loaded). A new
     run's config.yaml is written only once data and model exist, so a start that fails leaves
     no half-made run."""
     cfg = copy.deepcopy(cfg)
-    batch = per_rank_batch(cfg["batch_size"], dist.world_size)
-    set_dotted(cfg, "distributed", {
-        "world_size": dist.world_size, "global_batch": cfg["batch_size"],
+    batch = per_rank_batch(cfg.batch_size, dist.world_size)
+    cfg.distributed = {
+        "world_size": dist.world_size, "global_batch": cfg.batch_size,
         "per_rank_batch": batch,
         "lr_rule": "lr is set for the global batch, which is fixed; "
-                   "more processes means a smaller per-rank batch, not a larger lr"})
+                   "more processes means a smaller per-rank batch, not a larger lr"}
     configure_backends(cfg, dist.device)
-    torch.manual_seed(cfg["seed"] + dist.rank)  # dropout; the data draws from its own seeds
+    torch.manual_seed(cfg.seed + dist.rank)  # dropout; the data draws from its own seeds
 
-    data_config = DataConfig.from_dict(dict(cfg["data"]))
-    fixed = finetune_normalization(cfg, data_config, state, init)
-    data = build_loaders(data_config, batch_size=batch, device=dist.device, seed=cfg["seed"],
+    cfg.data.validate()
+    fixed = finetune_normalization(cfg, cfg.data, state, init)
+    data = build_loaders(cfg.data, batch_size=batch, device=dist.device, seed=cfg.seed,
                          rank=dist.rank, world_size=dist.world_size, normalization=fixed)
-    model = create_model(cfg["model"]["name"], num_classes=data.num_classes,
-                         in_channels=data.in_channels,
-                         **{k: v for k, v in cfg["model"].items() if k != "name"})
-    if cfg.get("init_from"):
+    model = create_model(cfg.model.name, num_classes=data.num_classes,
+                         in_channels=data.in_channels, **cfg.model.kwargs())
+    if cfg.init_from:
         if state is None:
             if init is None:
                 raise ConfigError("init_from is set but its checkpoint was not loaded")
             report = transfer(model, init)
-            frozen = freeze(model, cfg["finetune"]["freeze"])
-            cfg["started_from"] = started_from(
-                cfg["init_from"], init, report, frozen,
+            frozen = freeze(model, cfg.finetune.freeze)
+            cfg.started_from = started_from(
+                cfg.init_from, init, report, frozen,
                 "the loaded model's" if fixed is not None else "the data's own (another "
                 "channel count than the loaded model's)")
         else:
-            freeze(model, cfg["finetune"]["freeze"])
+            freeze(model, cfg.finetune.freeze)
     model = place_model(cfg, model, dist)
-    optimizer = build_optimizer(model, cfg["optim"])
-    if cfg.get("init_from"):
-        loaded = cfg["started_from"].get("copied", []) + cfg["started_from"].get("adapted", [])
-        scale_rates(optimizer, model, loaded, float(cfg["finetune"]["lr_mult"]))
-    schedule = build_schedule(cfg["schedule"], cfg["optim"]["lr"])
+    optimizer = build_optimizer(model, cfg.optim)
+    if cfg.init_from:
+        loaded = cfg.started_from.get("copied", []) + cfg.started_from.get("adapted", [])
+        scale_rates(optimizer, model, loaded, float(cfg.finetune.lr_mult))
+    schedule = build_schedule(cfg.schedule, cfg.optim.lr)
     start_epoch, start_batch, best = 0, 0, math.inf
     if state is not None:
         start_epoch, start_batch, best = restore(state, model, optimizer, schedule, dist,
                                                  where=run_dir / "last.pt", cfg=cfg, data=data)
     elif dist.is_main:
-        if cfg.get("quick"):
+        if cfg.quick:
             print("QUICK mode (no CUDA): a shortened run of recipe "
-                  f"{cfg['recipe']!r}; the full run: {full_command(cfg)}")
+                  f"{cfg.recipe!r}; the full run: {full_command(cfg)}")
         text = dump_config(cfg)
         print(f"resolved config -> {run_dir / 'config.yaml'}\n{text}", flush=True)
         write_text(run_dir / "config.yaml", text)
 
-    steps_per_epoch = min(len(data.train), int(cfg["train_batches"] or len(data.train)))
-    accel = step_settings(dist.device, amp=cfg["amp"], channels_last=cfg["channels_last"],
-                          compile=cfg["compile"],
-                          steps=steps_per_epoch * (cfg["epochs"] - start_epoch))
+    steps_per_epoch = min(len(data.train), int(cfg.train_batches or len(data.train)))
+    accel = step_settings(dist.device, amp=cfg.amp, channels_last=cfg.channels_last,
+                          compile=cfg.compile, steps=steps_per_epoch * (cfg.epochs - start_epoch))
     if dist.is_main and dist.device.type == "cpu":
         print(f"CPU training step: {accel.describe()}", flush=True)
     net = wrap_model(model, accel, dist)
-    return Run(cfg=cfg, run_dir=run_dir, dist=dist, data=data, model=model, net=net,
+    return Training(cfg=cfg, run_dir=run_dir, dist=dist, data=data, model=model, net=net,
                optimizer=optimizer, schedule=schedule, accel=accel,
                step=make_train_step(net, optimizer, amp=accel.amp,
                                     compile_optimizer=accel.compile_optimizer),
@@ -118,23 +119,23 @@ def setup_run(cfg: dict[str, Any], run_dir: Path, dist: Dist, state: dict[str, A
                start_batch=start_batch, best_top1_err=best)
 
 
-def configure_backends(cfg: dict[str, Any], device: torch.device) -> None:
+def configure_backends(cfg: RunConfig, device: torch.device) -> None:
     """Deterministic algorithms when asked; on CUDA TF32 for the fp32 matmuls and convs that
     remain under bf16 autocast (amp=false is the paper's fp32 throughout) and cuDNN autotuning."""
-    if cfg["deterministic"]:
+    if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = bool(cfg["amp"])
-        torch.backends.cudnn.allow_tf32 = bool(cfg["amp"])
-        torch.backends.cudnn.benchmark = not cfg["deterministic"]
+        torch.backends.cuda.matmul.allow_tf32 = bool(cfg.amp)
+        torch.backends.cudnn.allow_tf32 = bool(cfg.amp)
+        torch.backends.cudnn.benchmark = not cfg.deterministic
 
 
-def finetune_normalization(cfg: dict[str, Any], data: DataConfig, state: dict[str, Any] | None,
+def finetune_normalization(cfg: RunConfig, data: DataConfig, state: dict[str, Any] | None,
                            init: dict[str, Any] | None) -> dict[str, torch.Tensor] | None:
     """A fine-tuned model sees its inputs normalised as the loaded model was trained (its
     mean and std, not the new data's), when the channel counts agree; None otherwise (and
     for runs without init_from). A resumed run keeps what it started with."""
-    if not cfg.get("init_from"):
+    if not cfg.init_from:
         return None
     source = state if state is not None else init
     try:
@@ -145,14 +146,14 @@ def finetune_normalization(cfg: dict[str, Any], data: DataConfig, state: dict[st
     return dict(saved) if saved["mean"].shape[0] == channels else None
 
 
-def place_model(cfg: dict[str, Any], model: nn.Module, dist: Dist) -> nn.Module:
+def place_model(cfg: RunConfig, model: nn.Module, dist: Dist) -> nn.Module:
     """The model on the run's device (or split over two devices, one tower each, with
     towers=true: §3.2)."""
-    if cfg["towers"]:
+    if cfg.towers:
         if dist.enabled:
             raise ConfigError("towers=true (model parallel) cannot be combined with several "
                               "processes; use one process with two devices")
-        return TwoTowerParallel(model, cfg["tower_devices"])
+        return TwoTowerParallel(model, cfg.tower_devices)
     return model.to(dist.device)
 
 
@@ -166,7 +167,7 @@ def wrap_model(model: nn.Module, accel: StepSettings, dist: Dist) -> nn.Module:
 
 
 def restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-            schedule: Any, dist: Dist, *, where: Path, cfg: dict[str, Any],
+            schedule: Any, dist: Dist, *, where: Path, cfg: RunConfig,
             data: DataBundle) -> tuple[int, int, float]:
     """Load a checkpoint's weights, optimizer, schedule and RNG state into a freshly built
     run; returns (epoch, batch, best validation top-1 error) to continue from."""
@@ -181,7 +182,7 @@ def restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
         found = f"a {state.get('model', {}).get('config', {}).get('name')!r} model"
         raise CheckpointError(
             f"{where} does not fit the run it should continue (model "
-            f"{cfg['model'].get('name')!r}, {data.num_classes} classes; it holds {found}): "
+            f"{cfg.model.name!r}, {data.num_classes} classes; it holds {found}): "
             f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}; start a new "
             "run with another --out") from None
 
@@ -208,7 +209,21 @@ def set_rng_state(state: dict[str, Any], dist: Dist) -> None:
         torch.cuda.set_rng_state(state["cuda"].cpu(), dist.device)
 
 
-def full_command(cfg: dict[str, Any]) -> str:
-    """The command for the full (not quick) run of this recipe."""
-    recipe = "" if cfg["recipe"] == "fashion-mnist" else f" --recipe {cfg['recipe']}"
-    return f"alexnet train{recipe} --full   (needs a CUDA GPU to finish in reasonable time)"
+def full_command(cfg: RunConfig) -> str:
+    """The command for the full (not quick) run of this config: the recipe it came from, its
+    data and the overrides it was given (`origin`), with --full. A command that runs as printed
+    (`alexnet train --print-config` shows what it resolves to)."""
+    origin = cfg.origin or {}
+    recipe = str(origin.get("recipe") or cfg.recipe)
+    overrides = dict(origin.get("overrides") or {})
+    if str(origin.get("quick_overrides", "")).startswith("already"):  # a config.yaml: its own
+        recipe, overrides = cfg.recipe, {}                           # recipe's full run
+    source = overrides.pop("data.source", cfg.data.source)
+    init_from = overrides.pop("init_from", cfg.init_from)
+    overrides.pop("quick", None)
+    words = ["alexnet", "train"]
+    words += [] if recipe == DEFAULT_RECIPE else ["--recipe", recipe]
+    words += ["--data", str(source)] if source is not None else []
+    words += ["--init-from", str(init_from)] if init_from else []
+    words += [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides.items()]
+    return shlex.join([*words, "--full"]) + "   (needs a CUDA GPU to finish in reasonable time)"
