@@ -90,3 +90,16 @@ def test_the_full_run_hint_keeps_the_recipe_data_and_overrides(images, capsys):
     assert (full.recipe, full.data.source, full.quick) == ("paper", str(images), False)
     assert full.optim.lr == 0.02 and full.model.options["lrn"] is False
     assert full.epochs == 90  # QUICK's shortening is gone
+
+
+def test_alexnet_train_in_python_returns_the_run(images, tmp_path):
+    import alexnet
+
+    run = alexnet.train(recipe="paper", data=images, out=tmp_path / "py", epochs=1,
+                        batch_size=8, train_batches=2, device="cpu", optim={"lr": 0.005},
+                        overrides=["data.workers=0"])
+    assert not run.interrupted and run.dir == tmp_path / "py"
+    assert (run.config.recipe, run.config.epochs, run.config.optim.lr) == ("paper", 1, 0.005)
+    assert [r["split"] for r in run.metrics] == ["train", "val"]
+    assert run.best_checkpoint == run.dir / "best.pt"
+    assert alexnet.train.Run.open(run.dir).metrics == run.metrics

@@ -65,12 +65,12 @@ def _train(args: argparse.Namespace) -> int:
         if not args.resume:
             argv.append(f"--out={args.out or default_run_dir(args.recipe or DEFAULT_RECIPE)}")
         return launch(args.gpus, argv + (["--full"] if args.full else []) + args.overrides)
-    from alexnet.train.runner import run_training
+    from alexnet.train.runner import fit
 
-    summary = run_training(recipe=args.recipe, data=args.data, out=args.out,
-                           resume=args.resume, full=args.full, force=args.force,
-                           overrides=args.overrides, init_from=args.init_from)
-    return 130 if summary["interrupted"] else 0
+    run = fit(recipe=args.recipe, data=args.data, out=args.out, resume=args.resume,
+              full=args.full, force=args.force, overrides=args.overrides,
+              init_from=args.init_from)
+    return 130 if run.interrupted else 0
 
 
 def _recipes(args: argparse.Namespace) -> int:

@@ -1,7 +1,11 @@
-"""What `alexnet train` and `alexnet recipes` do, as library functions the CLI dispatches to."""
+"""What `alexnet train` and `alexnet recipes` do, as library functions the CLI dispatches to:
+`fit` (`alexnet.train(...)` in Python) trains and returns the `Run`."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +26,8 @@ from alexnet.train.finetune import init_model_config
 from alexnet.train.loop import train
 from alexnet.train.run_folder import default_run_dir
 
-__all__ = ["RESUMABLE", "default_run_dir", "key_table", "recipe_table", "resolve_training",
-           "run_training"]
+__all__ = ["RESUMABLE", "Run", "default_run_dir", "fit", "key_table", "recipe_table",
+           "resolve_training", "run_training"]
 
 
 # What a resumed run may change: none of them changes the numbers an uninterrupted run gives.
@@ -31,6 +35,73 @@ RESUMABLE = {"epochs": "train for more (or fewer) epochs",
              "log_every": "steps between progress updates",
              "device": "where to run (auto, cpu, cuda, cuda:N)",
              "data.workers": "loader processes (the order and augmentation do not depend on it)"}
+
+
+@dataclass
+class Run:
+    """A run folder as `alexnet train` leaves it: its resolved config, its metrics (one record
+    per epoch and split, metrics.jsonl) and its checkpoints. `summary` is what the training
+    call returned (empty for `Run.open`)."""
+
+    dir: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        """An existing run folder (one with a config.yaml)."""
+        path = Path(path)
+        if not (path / "config.yaml").is_file():
+            raise ConfigError(f"{path} is not a run folder (no config.yaml); pass a folder made "
+                              "by `alexnet train`")
+        return cls(path)
+
+    @property
+    def config(self) -> RunConfig:
+        return RunConfig.from_dict(yaml.safe_load((self.dir / "config.yaml").read_text()))
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        """[{"epoch", "split": "train" | "val", "loss", "top1_err", ...}], in order."""
+        path = self.dir / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    @property
+    def best_checkpoint(self) -> Path | None:
+        """best.pt (the lowest validation error), else last.pt, else None."""
+        return next((p for p in (self.dir / "best.pt", self.dir / "last.pt") if p.is_file()),
+                    None)
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.summary.get("interrupted"))
+
+
+def fit(recipe: str | None = None, data: str | Path | None = None,
+        out: str | Path | None = None, *, resume: str | Path | None = None, full: bool = False,
+        force: bool = False, init_from: str | Path | None = None,
+        overrides: list[str] | Mapping[str, Any] | None = None, **values: Any) -> Run:
+    """Train as `alexnet train` does and return the `Run`. `alexnet.train(...)` calls this.
+
+    Config keys come as `overrides` (["optim.lr=0.02"] or {"optim.lr": 0.02}) and as keyword
+    arguments, a section as a mapping: `fit("paper", data="ti10", epochs=2, optim={"lr": 0.02},
+    model={"lrn": False})` (`data` is the dataset, as `--data`: the data section's other keys go
+    in `overrides`, e.g. {"data.workers": 0}).
+    """
+    pairs: dict[str, Any] = (dict(overrides) if isinstance(overrides, Mapping)
+                             else parse_overrides(list(overrides or [])))
+    for key, value in values.items():
+        if key in SECTIONS and isinstance(value, Mapping):
+            pairs.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            pairs[key] = value
+    summary = run_training(recipe=recipe, data=None if data is None else str(data),
+                           out=None if out is None else str(out),
+                           resume=None if resume is None else str(resume), full=full,
+                           force=force, overrides=pairs,
+                           init_from=None if init_from is None else str(init_from))
+    return Run(Path(summary["run_dir"]), summary)
 
 
 def resolve_training(*, recipe: str | None = None, data: str | None = None,
