@@ -103,3 +103,19 @@ def test_alexnet_train_in_python_returns_the_run(images, tmp_path):
     assert [r["split"] for r in run.metrics] == ["train", "val"]
     assert run.best_checkpoint == run.dir / "best.pt"
     assert alexnet.train.Run.open(run.dir).metrics == run.metrics
+
+
+def test_resume_refuses_a_last_pt_copied_from_another_run(images, tmp_path, capsys):
+    import shutil
+
+    tiny = ["epochs=2", "batch_size=8", "train_batches=1", "device=cpu", "data.workers=0"]
+    for name, model in (("mine", "paper"), ("other", "half")):
+        assert main(["train", "--recipe", "paper", "--data", str(images), "--out",
+                     str(tmp_path / name), f"model.name={model}", *tiny]) == 0
+    shutil.copy(tmp_path / "other" / "last.pt", tmp_path / "mine" / "last.pt")
+    before = (tmp_path / "mine" / "metrics.jsonl").read_text()
+    assert main(["train", "--resume", str(tmp_path / "mine"), "epochs=3"]) == 2
+    err = capsys.readouterr().err
+    assert "is not this run's checkpoint" in err and "model 'half'" in err
+    assert "model.name: 'half' (this run: 'paper')" in err
+    assert (tmp_path / "mine" / "metrics.jsonl").read_text() == before  # nothing mixed in
