@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from alexnet.bench.lrn import LRNBenchConfig, run_lrn_bench
+from alexnet.bench.plain import TrainBenchConfig, plain_lrn
 from alexnet.bench.timing import time_calls
-from alexnet.bench.train import TrainBenchConfig, plain_lrn, run_train_bench
+from alexnet.bench.train import run_train_bench
 from alexnet.cli import main
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.models import LocalResponseNorm, create_model

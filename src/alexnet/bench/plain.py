@@ -15,14 +15,72 @@ import contextlib
 import copy
 import multiprocessing as mp
 import os
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
+from torch import nn
 
 from alexnet.errors import AlexNetError
+from alexnet.models.lrn import LocalResponseNorm
 from alexnet.train.step import StepFn, make_train_step
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass
+class TrainBenchConfig:
+    model: str = "paper"
+    batch_size: int = 128  # §5
+    steps: int = 50  # timed steps per configuration
+    warmup: int = 10  # untimed steps first (compilation, cuDNN autotuning, allocator)
+    image_size: int = 224  # §2; 64-112 make the CPU run fast
+    num_classes: int = 1000
+    in_channels: int = 3  # 1: Fashion-MNIST, as the default recipe's QUICK mode
+    device: str = "auto"
+    # None: what the device does best (alexnet.train.accel.step_settings): all on with CUDA;
+    # on a CPU bf16 where it is native, channels_last and compile (model and update) together
+    amp: bool | None = None  # bf16 autocast
+    channels_last: bool | None = None
+    compile: bool | None = None  # torch.compile of the model (CPU: and of the update)
+    compile_mode: str = "default"  # "reduce-overhead" adds CUDA graphs
+    fused_lrn: bool = True  # False: the optimised step keeps the reference LRN
+    baseline: bool = True  # also time the plain eager fp32 step
+    rounds: int = 5  # CPU: the rows are timed in this many alternating rounds
+    seed: int = 0
+    progress: bool = True
+
+
+class _PerTower(nn.Module):
+    """An LRN applied to each of `groups` channel blocks on its own (the two towers, §3.5)."""
+
+    def __init__(self, norm: nn.Module, groups: int) -> None:
+        super().__init__()
+        self.norm, self.groups = norm, groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.groups == 1:
+            return self.norm(x)
+        return torch.cat([self.norm(part) for part in x.chunk(self.groups, dim=1)], dim=1)
+
+
+def replace_lrn(model: nn.Module, make: Callable[[LocalResponseNorm], nn.Module]) -> nn.Module:
+    """`model` with every `LocalResponseNorm` replaced, in place, by `make(it)` per tower."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, LocalResponseNorm):
+                setattr(parent, name, _PerTower(make(child), getattr(child, "groups", 1)))
+    return model
+
+
+def plain_lrn(model: nn.Module) -> nn.Module:
+    """`model` with every `LocalResponseNorm` replaced, in place, by `torch.nn.LocalResponseNorm`
+    (α/n convention; the paper's α becomes α·size there), applied per tower when the LRN has
+    groups."""
+    return replace_lrn(model, lambda m: nn.LocalResponseNorm(
+        m.size, m.alpha if m.alpha_over_n else m.alpha * m.size, m.beta, m.k))
 
 
 def plain_inputs(cfg: Any) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
@@ -40,8 +98,6 @@ def plain_inputs(cfg: Any) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]
 def make_plain_step(template: torch.nn.Module, device: torch.device) -> StepFn:
     """The plain step a user would write, on a copy of `template`: `torch.nn.LocalResponseNorm`,
     fp32, NCHW, eager, `torch.optim.SGD` (lr 0.01, momentum 0.9, decay 5e-4)."""
-    from alexnet.bench.train import plain_lrn
-
     plain = plain_lrn(copy.deepcopy(template)).to(device)
     opt = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     return make_train_step(plain, opt, amp=False)
@@ -50,7 +106,6 @@ def make_plain_step(template: torch.nn.Module, device: torch.device) -> StepFn:
 def _worker(conn: Connection, cfg_fields: dict[str, Any], threads: int) -> None:
     from alexnet import cpu
     from alexnet.bench.timing import time_calls
-    from alexnet.bench.train import TrainBenchConfig
 
     try:
         torch.set_num_threads(threads)

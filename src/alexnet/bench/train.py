@@ -16,13 +16,20 @@ from __future__ import annotations
 import copy
 import gc
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
 
-from alexnet.bench.plain import PlainProcess, make_plain_step, plain_inputs
+from alexnet.bench.plain import (
+    COMPILE_MODES,
+    PlainProcess,
+    TrainBenchConfig,
+    make_plain_step,
+    plain_inputs,
+    replace_lrn,
+)
 from alexnet.bench.timing import (
     device_name,
     peak_memory_mib,
@@ -38,44 +45,6 @@ from alexnet.train.accel import step_settings
 from alexnet.train.optim import PaperSGD
 from alexnet.train.step import make_train_step
 
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-@dataclass
-class TrainBenchConfig:
-    model: str = "paper"
-    batch_size: int = 128  # §5
-    steps: int = 50  # timed steps per configuration
-    warmup: int = 10  # untimed steps first (compilation, cuDNN autotuning, allocator)
-    image_size: int = 224  # §2; 64-112 make the CPU run fast
-    num_classes: int = 1000
-    in_channels: int = 3  # 1: Fashion-MNIST, as the default recipe's QUICK mode
-    device: str = "auto"
-    # None: what the device does best (alexnet.train.accel.step_settings): all on with CUDA;
-    # on a CPU bf16 where it is native, channels_last and compile (model and update) together
-    amp: bool | None = None  # bf16 autocast
-    channels_last: bool | None = None
-    compile: bool | None = None  # torch.compile of the model (CPU: and of the update)
-    compile_mode: str = "default"  # "reduce-overhead" adds CUDA graphs
-    fused_lrn: bool = True  # False: the optimised step keeps the reference LRN
-    baseline: bool = True  # also time the plain eager fp32 step
-    rounds: int = 5  # CPU: the rows are timed in this many alternating rounds
-    seed: int = 0
-    progress: bool = True
-
-
-class _PerTower(nn.Module):
-    """An LRN applied to each of `groups` channel blocks on its own (the two towers, §3.5)."""
-
-    def __init__(self, norm: nn.Module, groups: int) -> None:
-        super().__init__()
-        self.norm, self.groups = norm, groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.groups == 1:
-            return self.norm(x)
-        return torch.cat([self.norm(part) for part in x.chunk(self.groups, dim=1)], dim=1)
-
 
 class _ReferenceLRN(nn.Module):
     """`lrn_reference` with a `LocalResponseNorm`'s arguments: no fused kernel."""
@@ -86,22 +55,6 @@ class _ReferenceLRN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return lrn_reference(x, *self.args)
-
-
-def _replace_lrn(model: nn.Module, make: Callable[[LocalResponseNorm], nn.Module]) -> nn.Module:
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, LocalResponseNorm):
-                setattr(parent, name, _PerTower(make(child), getattr(child, "groups", 1)))
-    return model
-
-
-def plain_lrn(model: nn.Module) -> nn.Module:
-    """`model` with every `LocalResponseNorm` replaced, in place, by `torch.nn.LocalResponseNorm`
-    (α/n convention; the paper's α becomes α·size there), applied per tower when the LRN has
-    groups."""
-    return _replace_lrn(model, lambda m: nn.LocalResponseNorm(
-        m.size, m.alpha if m.alpha_over_n else m.alpha * m.size, m.beta, m.k))
 
 
 def _validate(cfg: TrainBenchConfig) -> None:
@@ -195,7 +148,7 @@ def run_train_bench(cfg: TrainBenchConfig) -> dict[str, Any]:
 
     model = copy.deepcopy(template)
     if not cfg.fused_lrn:
-        _replace_lrn(model, _ReferenceLRN)
+        replace_lrn(model, _ReferenceLRN)
     model = model.to(device)
     xo = x
     if channels_last:
