@@ -43,7 +43,7 @@ def bare_run(model, optimizer, batches, *, log_every: int = 1, epochs: int = 1):
     enough for `train_epoch`, without data, run folder or checkpoints."""
     from types import SimpleNamespace
 
-    from alexnet.train.accel import StepSettings
+    from alexnet.accel.settings import StepSettings
     from alexnet.train.config import RunConfig
     from alexnet.train.distributed import Dist
     from alexnet.train.setup import Training

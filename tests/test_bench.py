@@ -77,8 +77,8 @@ def test_train_bench_runs_both_steps_on_cpu(native: bool, monkeypatch: pytest.Mo
 
 def test_plain_step_runs_in_a_process_of_its_own_without_our_allocator_setting() -> None:
     """A user's script runs with glibc's defaults; the benchmark's process keeps freed
-    memory (alexnet.cpu), which would make the plain row faster than the user's step."""
-    from alexnet import cpu
+    memory (alexnet.accel.cpu), which would make the plain row faster than the user's step."""
+    from alexnet.accel import cpu
     from alexnet.bench.plain import PlainProcess
 
     cpu.keep_freed_memory()

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         t.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None,
                        action=argparse.BooleanOptionalAction,
                        help=f"{what} in the optimised step (default: what the device does "
-                            "best; see alexnet.train.accel)")
+                            "best; see alexnet.accel)")
     t.add_argument("--no-fused-lrn", dest="fused_lrn", action="store_false",
                    help="keep the plain PyTorch LRN in the optimised step")
     t.add_argument("--no-baseline", dest="baseline", action="store_false",

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from alexnet.cpu import keep_freed_memory
+from alexnet.accel.cpu import keep_freed_memory
 from alexnet.data.augment import LUMA, batch_generator, fit_square
 from alexnet.data.config import DataConfig
 from alexnet.data.images import decode_jpegs, load_image

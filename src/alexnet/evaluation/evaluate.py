@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from alexnet.cpu import native_bf16
+from alexnet.accel.cpu import native_bf16
 from alexnet.errors import AlexNetError
 from alexnet.evaluation.checkpoints import UNCROPPED_TEN_VIEWS, ten_views_unfair
 from alexnet.evaluation.metrics import average_views, confusion_matrix, ensemble, over_views
@@ -39,7 +39,7 @@ class EvalResult:
 
 
 def _autocast(device: torch.device, amp: bool):
-    """bf16 autocast when `amp`, where training uses it (train/accel.py): on CUDA, and on CPUs
+    """bf16 autocast when `amp`, where training uses it (accel/settings.py): on CUDA, and on CPUs
     with native bf16 (emulated bf16 is slower than fp32 there)."""
     if amp and (device.type == "cuda" or (device.type == "cpu" and native_bf16())):
         return torch.autocast(device.type, dtype=torch.bfloat16)

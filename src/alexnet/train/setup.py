@@ -16,12 +16,12 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from alexnet.accel.settings import StepSettings, step_settings
 from alexnet.atomic import write_text
 from alexnet.data import DataBundle, DataConfig, build_loaders
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.models import create_model
 from alexnet.recipes import DEFAULT_RECIPE
-from alexnet.train.accel import StepSettings, step_settings
 from alexnet.train.config import RunConfig, dump_config
 from alexnet.train.distributed import Dist, per_rank_batch
 from alexnet.train.finetune import freeze, scale_rates, started_from, transfer
@@ -35,7 +35,7 @@ from alexnet.train.towers import TwoTowerParallel
 class Training:
     """One training run. `model` is the plain model (its weights go into checkpoints); `net` is
     what the step calls: `model` in channels_last, wrapped by DDP and torch.compile as the
-    device and the config say (train/accel.py)."""
+    device and the config say (accel/settings.py)."""
 
     cfg: RunConfig  # the resolved config, `distributed` filled in (a copy of the caller's)
     run_dir: Path
