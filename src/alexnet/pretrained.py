@@ -2,8 +2,8 @@
 
 `alexnet.checkpoint.load_checkpoint` accepts, besides its own files, the word `torchvision`
 (torchvision's AlexNet_Weights.IMAGENET1K_V1, read from the torch hub cache; its URL, hash,
-categories, published errors and preprocessing come from torchvision's public weights API) and any file
-holding a plain state dict in torchvision's AlexNet key layout (features.0.weight ...
+categories, published errors and preprocessing come from torchvision's public weights API) and
+any file holding a plain state dict in torchvision's AlexNet key layout (features.0.weight ...
 classifier.6.bias), e.g. the hub file alexnet-owt-7be5be79.pth. This module turns such a state
 dict into the checkpoint layout (docs/ARCHITECTURE.md), so every command that takes a checkpoint
 takes pretrained weights. Such a checkpoint has no data of its own (`config.data.source` None).

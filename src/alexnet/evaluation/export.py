@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from alexnet.atomic import save_with, write_bytes
+from alexnet.atomic import save_with
 from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.portable import export_metadata, write_safetensors
