@@ -23,7 +23,7 @@ from alexnet.errors import CheckpointError, ConfigError
 from alexnet.evaluation.checkpoints_eval import evaluate_checkpoints
 from alexnet.evaluation.features import load_features, make_features
 from alexnet.evaluation.metrics import topk_error
-from alexnet.evaluation.predict import predict_files, torchvision_predictor
+from alexnet.evaluation.predict import predict_files, torchvision_classifier
 from alexnet.evaluation.retrieval import find_neighbors
 from conftest import EVAL_SIDE, eval_images, hand_views, sensitive, write_checkpoint
 
@@ -303,7 +303,7 @@ def test_predict_torchvision_and_its_weights_alias_answer_alike(cached, tmp_path
         assert main(argv) == 0
         answers.append(json.loads(capsys.readouterr().out)[0]["predictions"])
     assert answers[0] == answers[1] == answers[2]
-    [r] = predict_files(torchvision_predictor(device="cpu"), [str(img)])  # the Python API
+    [r] = predict_files(torchvision_classifier(device="cpu"), [str(img)])  # the Python API
     assert r["predictions"] == answers[0]
     assert cached[1] == []
     import torchvision
