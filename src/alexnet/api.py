@@ -15,7 +15,7 @@ from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.evaluation.checkpoints_eval import evaluate_checkpoints
 from alexnet.evaluation.predict import load_classifier
-from alexnet.models import AlexNetBase
+from alexnet.models import AlexNetBase, list_models
 from alexnet.models import create_model as build_model
 from alexnet.pretrained import TORCHVISION
 from alexnet.train.finetune import transfer
@@ -27,9 +27,10 @@ load = load_classifier  # alexnet.load: a checkpoint, run folder, HF folder, exp
 Weights = str | os.PathLike | None
 
 
-def create_model(name: str, *, weights: Weights = None, num_classes: int | None = None,
+def create_model(name: str | None, *, weights: Weights = None, num_classes: int | None = None,
                  in_channels: int | None = None, **options: Any) -> AlexNetBase:
-    """Build model `name` (`alexnet.list_models()`), with `weights` loaded:
+    """Build model `name` (`alexnet.list_models()`; None: the model `weights` hold), with
+    `weights` loaded:
 
     - None: freshly initialised (`alexnet.models.create_model`; 1000 classes, 3 channels
       unless given);
@@ -45,15 +46,18 @@ def create_model(name: str, *, weights: Weights = None, num_classes: int | None 
     names, preprocessing and `predict`, use `alexnet.load`.
     """
     if weights is None:
+        if name is None:
+            raise ConfigError("create_model needs a model name or weights; models: "
+                              + ", ".join(list_models()))
         return build_model(name, num_classes=1000 if num_classes is None else num_classes,
                            in_channels=3 if in_channels is None else in_channels, **options)
-    if str(weights) == TORCHVISION and name != "owt":
+    if str(weights) == TORCHVISION and name not in (None, "owt"):
         raise ConfigError(f"weights='torchvision' are torchvision's AlexNet, model 'owt' "
                           f"(64-192-384-256-256); create_model({name!r}) has other layers: "
                           "use create_model('owt', weights='torchvision')")
     state = load_checkpoint(weights)
     stored, _ = load_model(state)  # the weights' own model, strictly loaded
-    if stored.config["name"] != name:
+    if name is not None and stored.config["name"] != name:
         raise CheckpointError(f"{weights} holds a {stored.config['name']!r} model, not "
                               f"{name!r}: create_model({stored.config['name']!r}, "
                               f"weights={str(weights)!r})")

@@ -22,8 +22,8 @@ from alexnet.errors import AlexNetError, ConfigError
 from alexnet.portable import export_metadata, write_safetensors
 from alexnet.pretrained import TORCHVISION
 
-# safetensors, onnx and onnxruntime are optional (pip install 'alexnet[export]'): they are
-# imported where a format needs them, and `_require` says how to install a missing one.
+# onnx and onnxruntime are optional (pip install 'alexnet[export]'): they are imported where a
+# format needs them, and `_require` says how to install a missing one.
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 ATOL = {"safetensors": 0.0, "onnx": 1e-4, "torchscript": 1e-5}  # max |Δlogit| accepted
@@ -34,7 +34,7 @@ def _require(module: str) -> Any:
         return __import__(module)
     except ImportError as err:
         raise AlexNetError(f"export needs the `{module}` package: pip install "
-                           "'alexnet[export]' (safetensors, onnx, onnxruntime)") from err
+                           "'alexnet[export]' (onnx, onnxruntime)") from err
 
 
 def example_input(model: nn.Module, batch: int = 2, seed: int = 0) -> torch.Tensor:
@@ -96,7 +96,7 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fmt in ("safetensors", "onnx"):
+    if fmt == "onnx":
         _require(fmt)
     src = resolve_checkpoint_path(checkpoint)  # a run folder: its best.pt
     state = load_checkpoint(src)

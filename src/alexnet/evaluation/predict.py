@@ -45,16 +45,14 @@ class Prediction(NamedTuple):
 
 def as_images(images: ImageLike | Sequence[ImageLike]) -> tuple[list[torch.Tensor], bool]:
     """uint8 (C, H, W) tensors of `images`, and whether a single image was given (a path, a
-    PIL image or a (C, H, W) tensor) rather than several (a sequence, a (B, C, H, W) batch)."""
-    single = isinstance(images, str | os.PathLike | Image.Image) or (
-        isinstance(images, torch.Tensor) and images.dim() == 3)
-    if isinstance(images, torch.Tensor):
-        items: list[Any] = list(images) if images.dim() == 4 else [images]
-    else:
-        items = [images] if single else list(images)
+    PIL image or a (C, H, W) tensor) rather than several (a list or tuple, a (B, C, H, W)
+    batch)."""
+    several = isinstance(images, list | tuple) or (
+        isinstance(images, torch.Tensor) and images.dim() == 4)
+    items: list[Any] = list(images) if several else [images]
     if not items:
         raise DataError("no images given")
-    return [_as_tensor(x) for x in items], single
+    return [_as_tensor(x) for x in items], not several
 
 
 def _as_tensor(image: Any) -> torch.Tensor:
