@@ -151,6 +151,11 @@ def test_a_mean_image_travels_exactly(eval_data, tmp_path):
     assert model.transforms.mean.shape == (3, EVAL_SIDE, EVAL_SIDE)
     back = alexnet.load(model.save_pretrained(tmp_path / "hf"))
     assert torch.equal(back.transforms.mean, model.transforms.mean)
+    lines = (tmp_path / "hf" / "config.json").read_text().splitlines()
+    assert len(lines) < 60  # indented, each normalisation tensor on one line
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(AlexNetError, match="a part of the path is a file"):
+        model.save_pretrained(tmp_path / "afile")
     images, _ = eval_images(2)
     assert torch.equal(back.transforms(images), model.transforms(images))
 
@@ -222,6 +227,8 @@ def test_state_dict_keys_are_the_networks_also_when_nested(layouts):
     outer = torch.nn.Sequential(model)
     keys = list(outer.state_dict())
     assert keys[0] == "0.features.conv1.conv.weight" and not any(".net." in k for k in keys)
+    with pytest.raises(AttributeError, match="'Classifier' object and its network"):
+        model.no_such_attribute  # noqa: B018
     outer.load_state_dict(outer.state_dict())
     with pytest.raises(RuntimeError, match="Missing key"):
         model.load_state_dict({"features.conv1.conv.weight": net.conv1.weight})

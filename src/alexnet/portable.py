@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from alexnet.atomic import write_bytes, write_text
+from alexnet.atomic import write_bytes, write_error, write_text
 from alexnet.errors import AlexNetError, CheckpointError
 
 FORMAT = "alexnet-safetensors/1"  # the `format` entry of both layouts
@@ -150,19 +150,41 @@ def write_safetensors(path: str | os.PathLike, state_dict: dict[str, torch.Tenso
     return write_bytes(path, _safetensors().save(tensors, metadata=metadata))
 
 
+def _json(value: Any, what: str, indent: int | None = None) -> str:
+    try:
+        return json.dumps(value, indent=indent)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"the checkpoint's {what} cannot be written as JSON ({err}); "
+                              "it holds something other than numbers, text, lists and "
+                              "mappings") from err
+
+
+def config_text(info: dict[str, Any]) -> str:
+    """config.json's text: indented, but each normalisation tensor on one line (a mean image
+    has C·R·R numbers)."""
+    norm = info.get("normalization") or {}
+    mark = "normalization-tensor-"
+    text = _json({**info, "normalization": {k: mark + k for k in norm}}, "description", 2)
+    for k, v in norm.items():
+        text = text.replace(json.dumps(mark + k), json.dumps(v))
+    return text + "\n"
+
+
 def export_metadata(state: dict[str, Any]) -> dict[str, str]:
     """A safetensors export's metadata: `format`, then each `describe` entry as JSON."""
     info = describe(state)
-    return {"format": FORMAT, **{k: json.dumps(info[k]) for k in ENTRIES}}
+    return {"format": FORMAT, **{k: _json(info[k], k) for k in ENTRIES}}
 
 
 def save_pretrained(state: dict[str, Any], directory: str | os.PathLike) -> Path:
     """Write a checkpoint's weights and description as a Hugging Face folder: `config.json`
     (`describe`) and `model.safetensors`. Returns the folder."""
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise CheckpointError(f"{directory} is a file; save_pretrained writes a folder")
-    directory.mkdir(parents=True, exist_ok=True)
+    text = config_text(describe(state))  # before anything is written
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(directory, err) from err
     write_safetensors(directory / WEIGHTS_NAME, state["model"]["state_dict"], {"format": "pt"})
-    write_text(directory / CONFIG_NAME, json.dumps(describe(state), indent=2) + "\n")
+    write_text(directory / CONFIG_NAME, text)
     return directory

@@ -134,10 +134,12 @@ class Classifier(nn.Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            modules = self.__dict__.get("_modules") or {}
-            if name.startswith("_") or "net" not in modules:
-                raise
-            return getattr(modules["net"], name)
+            net = (self.__dict__.get("_modules") or {}).get("net")
+            if name.startswith("_") or net is None or not hasattr(net, name):
+                raise AttributeError(f"'Classifier' object and its network "
+                                     f"({type(net).__name__}) have no attribute {name!r}"
+                                     ) from None
+            return getattr(net, name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
