@@ -18,8 +18,8 @@ if ! "$VENV/bin/python" -c "import torch, torchvision" >/dev/null 2>&1; then
 fi
 stamp="$VENV/.alexnet-installed"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-    echo "[bootstrap] installing alexnet (editable), dev tools and export extras"
-    "$VENV/bin/pip" install -q -e "$ROOT[dev,export]"
+    echo "[bootstrap] installing alexnet (editable), dev tools, export and hub extras"
+    "$VENV/bin/pip" install -q -e "$ROOT[dev,export,hub]"
     touch "$stamp"
 fi
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1 \

@@ -27,9 +27,10 @@ import alexnet
 
 LAYERS = {
     "cli": 4, "__main__": 4,
-    "experiments": 3,
+    "experiments": 3, "api": 3,
     "train": 2, "evaluation": 2, "bench": 2,
     "data": 1, "models": 1, "figures": 1, "checkpoint": 1, "recipes": 1, "pretrained": 1,
+    "portable": 1,
     "kernels": 0, "errors": 0, "atomic": 0, "devices": 0, "accel": 0, "schema": 0,
 }
 SAME_LAYER_OK = {("train", "evaluation"), ("bench", "train")}  # middle layer, one way only

@@ -829,12 +829,12 @@ def test_config_yaml_is_utf8(tmp_path):
 def test_a_checkpoint_without_its_preprocessing_is_one_error(tmp_path):
     import torch
 
-    from alexnet.evaluation.predict import checkpoint_predictor
+    from alexnet.evaluation.predict import load_classifier
 
     ckpt = _tiny_checkpoint(tmp_path / "best.pt")
     state = torch.load(ckpt, weights_only=True)
     del state["data"]["preprocess"]["channels"]
     torch.save(state, ckpt)
     with pytest.raises(DataError, match=r"incomplete or malformed \(KeyError: .channels.\)"):
-        checkpoint_predictor(str(ckpt), device="cpu").transform([torch.zeros(3, 70, 70,
-                                                                             dtype=torch.uint8)])
+        load_classifier(str(ckpt), device="cpu").transforms([torch.zeros(3, 70, 70,
+                                                                         dtype=torch.uint8)])

@@ -19,9 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `alexnet` parser."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: auto)")
-    ckpt_help = (".pt file or run folder; or pretrained weights: `torchvision` (its ImageNet "
-                 "AlexNet, from the torch hub cache) or a .pth state dict in torchvision's "
-                 "layout")
+    ckpt_help = (".pt file or run folder; a .safetensors export or a save_pretrained folder; "
+                 "or pretrained weights: `torchvision` (its ImageNet AlexNet, from the torch "
+                 "hub cache) or a .pth state dict in torchvision's layout")
 
     p = subparsers.add_parser(
         "eval", parents=[common], help="top-1/top-5 error of checkpoints (ensembles: §6)",
@@ -157,12 +157,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from alexnet.evaluation.checkpoints_eval import evaluate_checkpoints, format_result
+    from alexnet.api import evaluate
+    from alexnet.evaluation.checkpoints_eval import format_result
 
     want_cm = args.confusion or bool(args.confusion_png)
-    result = evaluate_checkpoints(args.checkpoints, args.data, views=args.views,
-                                  batch_size=args.batch_size, device=args.device,
-                                  amp=args.amp, per_class=args.per_class, confusion=want_cm)
+    result = evaluate(args.checkpoints, args.data, views=args.views,
+                      batch_size=args.batch_size, device=args.device, amp=args.amp,
+                      per_class=args.per_class, confusion=want_cm)
     if args.confusion_png:
         from alexnet.figures.confusion import confusion_figure
 
@@ -175,7 +176,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from alexnet.evaluation.predict import checkpoint_predictor, format_predictions, predict_files
+    from alexnet.api import load
+    from alexnet.evaluation.predict import format_predictions, predict_files
 
     checkpoint = args.checkpoint
     if args.weights == "torchvision":  # an alias of CKPT `torchvision`
@@ -183,10 +185,10 @@ def _predict(args: argparse.Namespace) -> int:
             raise ConfigError("--weights torchvision works with the `owt` model only: "
                               f"alexnet predict torchvision IMAGE ... (got {checkpoint!r})")
         checkpoint = "torchvision"
-    predictor = checkpoint_predictor(checkpoint, views=args.views, device=args.device)
-    if predictor.note:
-        print(f"note: {predictor.note}", file=sys.stderr)
-    results = predict_files(predictor, args.images, topk=args.topk)
+    model = load(checkpoint, views=args.views, device=args.device)
+    if model.note:
+        print(f"note: {model.note}", file=sys.stderr)
+    results = predict_files(model, args.images, topk=args.topk)
     if args.figure:
         _predictions_png(results, args.figure)
     print(json.dumps(results, indent=2) if args.json else format_predictions(results))

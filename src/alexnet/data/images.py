@@ -34,21 +34,27 @@ def load_image(path: str | Path) -> torch.Tensor:
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode == "P":
-                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-            if img.mode in ("RGBA", "LA", "PA") or img.mode.endswith("a"):
-                rgba = img.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(white, rgba)
-            if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grey: scale to 8 bits
-                a = np.asarray(img, dtype=np.float64)
-                top = 65535.0 if a.max(initial=0) > 255 else 255.0
-                img = Image.fromarray((a * 255.0 / top).clip(0, 255).astype(np.uint8), "L")
-            rgb = np.asarray(img.convert("RGB"))  # (H, W, 3)
+            return image_to_tensor(img)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, MemoryError,
             Image.DecompressionBombError) as err:  # the bomb error is not an OSError
         raise DataError(f"cannot read image {path}: {err}; remove or replace the file "
                         "(`alexnet prepare` skips such files and lists them)") from err
+
+
+def image_to_tensor(img: Image.Image) -> torch.Tensor:
+    """A PIL image as uint8 (3, H, W) RGB: grey and palette images become RGB, alpha is
+    composited on white, CMYK is converted, 16/32-bit grey is scaled to 8 bits."""
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA") or img.mode.endswith("a"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grey: scale to 8 bits
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if a.max(initial=0) > 255 else 255.0
+        img = Image.fromarray((a * 255.0 / top).clip(0, 255).astype(np.uint8), "L")
+    rgb = np.asarray(img.convert("RGB"))  # (H, W, 3)
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
 
 

@@ -134,12 +134,13 @@ def _class_dirs(folder: Path) -> list[str]:
 @functools.cache
 def ilsvrc_names() -> dict[str, str]:
     """wnid -> name for the 1000 ILSVRC-2012 classes: the shipped sorted wnid list
-    (`ilsvrc2012_wnids.txt`) paired with torchvision's names, which are in the same order."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES  # here: seconds to import
+    (`ilsvrc2012_wnids.txt`) paired with torchvision's names (its ImageNet weights'
+    `meta["categories"]`), which are in the same order."""
+    from torchvision.models import AlexNet_Weights  # here: seconds to import
 
     text = (Path(__file__).parent / "ilsvrc2012_wnids.txt").read_text(encoding="utf-8")
     wnids = [line for line in text.split() if WNID.match(line)]
-    return dict(zip(wnids, _IMAGENET_CATEGORIES, strict=True))
+    return dict(zip(wnids, AlexNet_Weights.IMAGENET1K_V1.meta["categories"], strict=True))
 
 
 def _words_next_to(root: Path | None) -> dict[str, str]:

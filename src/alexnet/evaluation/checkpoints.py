@@ -13,16 +13,15 @@ import torch
 from alexnet.data import DataBundle, DataConfig, build_loaders
 from alexnet.data.sources import class_names as folder_class_names
 from alexnet.errors import CheckpointError
+from alexnet.pretrained import torchvision_weights
 
 _WNID = re.compile(r"^n\d{8}$")
 
 
 def imagenet_names() -> list[str]:
-    """The 1000 ILSVRC class names in sorted-wnid order (shipped with torchvision)."""
-    # imported here: torchvision takes seconds to import and only 1000-class models need it
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    return list(_IMAGENET_CATEGORIES)
+    """The 1000 ILSVRC class names in sorted-wnid order (torchvision's weights'
+    `meta["categories"]`)."""
+    return list(torchvision_weights().meta["categories"])
 
 
 def display_names(state: dict[str, Any] | None, num_classes: int) -> list[str]:

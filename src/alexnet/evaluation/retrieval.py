@@ -38,7 +38,7 @@ from alexnet.evaluation.features import (
     load_features,
     stored_codes,
 )
-from alexnet.evaluation.predict import checkpoint_predictor
+from alexnet.evaluation.predict import load_classifier
 from alexnet.figures.neighbors import neighbors_figure
 from alexnet.models.base import DEFAULT_LAYER, EMBED_LAYERS
 
@@ -126,8 +126,8 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
                              if hamming else (None, None))
     meta = store["meta"]
     ckpt = checkpoint or meta["checkpoint"]
-    predictor = checkpoint_predictor(ckpt, device=device)
-    if meta.get("weights") not in (None, weights_fingerprint(predictor.model)):
+    model = load_classifier(ckpt, device=device)
+    if meta.get("weights") not in (None, weights_fingerprint(model.net)):
         raise DataError(f"{features_file} was made with {meta['checkpoint']} (model "
                         f"{meta.get('model', {}).get('name', '?')}), but the queries would go "
                         f"through {ckpt}, whose weights differ: distances between the two "
@@ -136,8 +136,8 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
     layer = meta.get("layer", DEFAULT_LAYER)  # files made before --layer hold fc7
     images = [load_image(str(q)) for q in queries]  # DataError names a bad file
     with torch.no_grad():
-        x = predictor.transform(images).to(predictor.device)
-        q = predictor.model.embed(x, layer).float().cpu()  # (Q, D): the stored vectors' layer
+        x = model.transforms(images)  # (Q, C, s, s) on the model's device
+        q = model.net.embed(x, layer).float().cpu()  # (Q, D): the stored vectors' layer
     if code_entry is not None:
         d, idx = hamming_neighbors(encode_queries(code_entry, q), code_entry["packed"], k,
                                    chunk_size=chunk_size)
