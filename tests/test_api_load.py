@@ -20,13 +20,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import alexnet
-from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.cli import main
 from alexnet.data.augment import fit_square
 from alexnet.errors import AlexNetError, CheckpointError, ConfigError, DataError
-from alexnet.evaluation.export import export_checkpoint
 from alexnet.evaluation.features import load_features
 from alexnet.evaluation.predict import Classifier, Prediction
+from alexnet.weights.checkpoint import load_checkpoint, load_model
+from alexnet.weights.export import export_checkpoint
 from conftest import EVAL_SIDE, EVAL_SIZE, eval_images, hand_views, write_checkpoint
 
 

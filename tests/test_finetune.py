@@ -8,12 +8,12 @@ import pytest
 import torch
 import yaml
 
-from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.models import create_model
-from alexnet.pretrained import imagenet_normalization
 from alexnet.train.finetune import adapt_conv1, freeze, paper_layers, transfer
+from alexnet.weights.checkpoint import load_checkpoint
+from alexnet.weights.torchvision_weights import imagenet_normalization
 from conftest import register_separable
 
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 import alexnet
-from alexnet.checkpoint import load_model
 from alexnet.errors import ConfigError
 from alexnet.models import AlexNetBase
-from alexnet.pretrained import torchvision_weights
+from alexnet.weights.checkpoint import load_model
+from alexnet.weights.torchvision_weights import torchvision_weights
 from conftest import EVAL_SIZE, sensitive, write_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

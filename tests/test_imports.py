@@ -2,8 +2,8 @@
 module top or inside functions): no cycles between its parts, and each part imports only
 parts of its own layer or below (docs/ARCHITECTURE.md):
 
-    cli -> experiments -> {train, evaluation, bench} -> {data, models, figures, checkpoint,
-        recipes, pretrained}
+    cli -> experiments -> {train, evaluation, bench} -> {data, models, figures, weights,
+        recipes}
         -> {accel, kernels, errors, atomic, devices, schema}
 
 This docstring and `LAYERS` below are the one place the layers are written down;
@@ -29,8 +29,7 @@ LAYERS = {
     "cli": 4, "__main__": 4,
     "experiments": 3, "api": 3,
     "train": 2, "evaluation": 2, "bench": 2,
-    "data": 1, "models": 1, "figures": 1, "checkpoint": 1, "recipes": 1, "pretrained": 1,
-    "portable": 1,
+    "data": 1, "models": 1, "figures": 1, "weights": 1, "recipes": 1,
     "kernels": 0, "errors": 0, "atomic": 0, "devices": 0, "accel": 0, "schema": 0,
 }
 SAME_LAYER_OK = {("train", "evaluation"), ("bench", "train")}  # middle layer, one way only

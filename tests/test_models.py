@@ -299,7 +299,7 @@ def test_remove_conv_init_follows_the_layer_names() -> None:
 
 
 def test_checkpoints_without_remove_conv_load_the_full_net() -> None:
-    from alexnet.checkpoint import load_model
+    from alexnet.weights.checkpoint import load_model
 
     model = create_model("paper", num_classes=3, image_size=64)
     config = {k: v for k, v in model.config.items() if k != "remove_conv"}  # an older file

@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-import alexnet.pretrained as pretrained
-from alexnet.checkpoint import FORMAT, load_checkpoint, load_model
+import alexnet.weights.torchvision_weights as pretrained
 from alexnet.cli import main
 from alexnet.data import DataConfig, build_loaders, load_image
 from alexnet.data.memory import registered
@@ -25,6 +24,7 @@ from alexnet.evaluation.features import load_features, make_features
 from alexnet.evaluation.metrics import topk_error
 from alexnet.evaluation.predict import predict_files, torchvision_classifier
 from alexnet.evaluation.retrieval import find_neighbors
+from alexnet.weights.checkpoint import FORMAT, load_checkpoint, load_model
 from conftest import EVAL_SIDE, eval_images, hand_views, sensitive, write_checkpoint
 
 EXPECTED_LINE = ("torchvision AlexNet_Weights.IMAGENET1K_V1 reports 43.48% / 20.93% top-1/top-5 "

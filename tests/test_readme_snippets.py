@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from alexnet.pretrained import torchvision_weights
+from alexnet.weights.torchvision_weights import torchvision_weights
 from conftest import colour_class_tree, eval_images, sensitive, write_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

@@ -128,8 +128,8 @@ def full_disk(monkeypatch):
 
 
 def test_a_full_disk_during_a_checkpoint_is_one_error_and_no_partial_file(tmp_path, full_disk):
-    from alexnet.checkpoint import save_checkpoint
     from alexnet.errors import WriteError
+    from alexnet.weights.checkpoint import save_checkpoint
 
     full_disk()
     with pytest.raises(WriteError, match=r"cannot write .*last\.pt: no space left"):
@@ -451,8 +451,8 @@ def _error_of(fn, *args) -> str:
 def _tiny_checkpoint(path: Path) -> Path:
     import torch
 
-    from alexnet.checkpoint import save_checkpoint
     from alexnet.models import create_model
+    from alexnet.weights.checkpoint import save_checkpoint
 
     model = create_model("paper", num_classes=2, image_size=64)
     return save_checkpoint({

@@ -11,14 +11,14 @@ from typing import Any
 
 import torch
 
-from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.evaluation.checkpoints_eval import evaluate_checkpoints
 from alexnet.evaluation.predict import load_classifier
 from alexnet.models import AlexNetBase, list_models
 from alexnet.models import create_model as build_model
-from alexnet.pretrained import TORCHVISION
 from alexnet.train.finetune import transfer
+from alexnet.weights.checkpoint import load_checkpoint, load_model
+from alexnet.weights.torchvision_weights import TORCHVISION
 
 __all__ = ["create_model", "evaluate", "load"]
 

@@ -293,7 +293,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from alexnet.evaluation.export import export_checkpoint
+    from alexnet.weights.export import export_checkpoint
 
     r = export_checkpoint(args.checkpoint, args.format, args.out, check=not args.no_check)
     check = ("not checked" if r["max_abs_diff"] is None else

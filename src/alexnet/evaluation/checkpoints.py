@@ -13,7 +13,7 @@ import torch
 from alexnet.data import DataBundle, DataConfig, build_loaders
 from alexnet.data.sources import class_names as folder_class_names
 from alexnet.errors import CheckpointError
-from alexnet.pretrained import torchvision_weights
+from alexnet.weights.torchvision_weights import torchvision_weights
 
 _WNID = re.compile(r"^n\d{8}$")
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 
-from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.devices import resolve_device
 from alexnet.errors import CheckpointError
 from alexnet.evaluation.checkpoints import (
@@ -21,6 +20,7 @@ from alexnet.evaluation.checkpoints import (
 )
 from alexnet.evaluation.evaluate import EvalResult, evaluate
 from alexnet.evaluation.metrics import confusion_matrix, per_class_accuracy, topk_error
+from alexnet.weights.checkpoint import load_checkpoint, load_model
 
 
 def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,

@@ -20,7 +20,6 @@ from torch import nn
 from tqdm import tqdm
 
 from alexnet.atomic import atomic_open
-from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, ConfigError, DataError
 from alexnet.evaluation.checkpoints import (
@@ -33,6 +32,7 @@ from alexnet.evaluation.checkpoints import (
 from alexnet.evaluation.codes import encoder_state, load_encoder, train_codes
 from alexnet.evaluation.metrics import over_views
 from alexnet.models.base import DEFAULT_LAYER, EMBED_LAYERS
+from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 
 FORMAT = "alexnet-features/1"
 

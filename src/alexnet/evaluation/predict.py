@@ -5,7 +5,7 @@ without the dataset.
 Checkpoints carry the data part's `normalization` and `preprocess`, so an image goes
 load_image -> preprocess_images(normalization, preprocess) -> model -> softmax (§4.1's ten views
 on request). Pretrained weights (`torchvision`, a torchvision-layout .pth), safetensors exports
-and Hugging Face folders are checkpoints too (`alexnet.checkpoint.load_checkpoint`).
+and Hugging Face folders are checkpoints too (`alexnet.weights.checkpoint.load_checkpoint`).
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.data import image_to_tensor, load_image, preprocess_images
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError, DataError
 from alexnet.evaluation.checkpoints import UNCROPPED_TEN_VIEWS, display_names, ten_views_unfair
 from alexnet.evaluation.metrics import average_views, over_views, top_classes
-from alexnet.portable import WEIGHTS_NAME, save_pretrained
-from alexnet.pretrained import TORCHVISION
+from alexnet.weights.checkpoint import load_checkpoint, load_model
+from alexnet.weights.portable import WEIGHTS_NAME, save_pretrained
+from alexnet.weights.torchvision_weights import TORCHVISION
 
 # What `predict` and `Transforms` take: a path, a PIL image or a uint8 tensor (C, H, W), one or
 # a sequence of them; or a uint8 batch (B, C, H, W).
@@ -170,7 +170,7 @@ class Classifier(nn.Module):
         return answers[0] if single else answers
 
     def checkpoint(self) -> dict[str, Any]:
-        """This model as a checkpoint dict without training state (`alexnet.checkpoint`'s
+        """This model as a checkpoint dict without training state (`alexnet.weights.checkpoint`'s
         layout): what `save_pretrained` writes."""
         return {"model": {"config": dict(self.net.config), "state_dict": self.net.state_dict()},
                 "classes": list(self.meta.get("classes") or self.classes),
@@ -278,7 +278,7 @@ def torchvision_classifier(*, device: str | torch.device | None = "cpu",
                            views: str = "center") -> Classifier:
     """`owt` with torchvision's IMAGENET1K_V1 weights (torch hub cache, downloaded when
     missing): `load_classifier("torchvision")`, torchvision's resize 256, centre crop 224 and
-    ImageNet mean/std through the loaders' transform (alexnet.pretrained)."""
+    ImageNet mean/std through the loaders' transform (alexnet.weights.torchvision_weights)."""
     return load_classifier(TORCHVISION, views=views, device=device)
 
 

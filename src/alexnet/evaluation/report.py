@@ -17,7 +17,6 @@ from typing import Any
 import torch
 import yaml
 
-from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.data.images import display_image
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError
@@ -37,7 +36,8 @@ from alexnet.figures.curves import learning_curves_figure, lr_changes, read_metr
 from alexnet.figures.kernels import conv1_kernels_figure
 from alexnet.figures.predictions import predictions_figure
 from alexnet.figures.report import Row, markdown_table, write_report
-from alexnet.pretrained import TORCHVISION
+from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet.weights.torchvision_weights import TORCHVISION
 
 # The paper's §6 and its footnote on ten views: (setting, centre (top-1, top-5), ten views
 # (top-1, top-5)), error in %.

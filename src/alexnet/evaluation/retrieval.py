@@ -21,7 +21,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.data.images import display_image, load_image
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, ConfigError, DataError
@@ -41,6 +40,7 @@ from alexnet.evaluation.features import (
 from alexnet.evaluation.predict import load_classifier
 from alexnet.figures.neighbors import neighbors_figure
 from alexnet.models.base import DEFAULT_LAYER, EMBED_LAYERS
+from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 
 PRECISION_K = 6  # Fig. 4: six training images per query
 

@@ -26,7 +26,6 @@ from torch import nn
 from tqdm import tqdm
 
 from alexnet.atomic import append_text
-from alexnet.checkpoint import load_checkpoint, save_checkpoint
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.evaluation.evaluate import EvalResult, evaluate
 from alexnet.train.config import RunConfig, validate_config
@@ -41,6 +40,7 @@ from alexnet.train.doctor import RunDoctor
 from alexnet.train.run_folder import RunFolder
 from alexnet.train.schedule import current_lr
 from alexnet.train.setup import Training, full_command, rng_state, setup_run
+from alexnet.weights.checkpoint import load_checkpoint, save_checkpoint
 
 
 class TrainingDiverged(AlexNetError):

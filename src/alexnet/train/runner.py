@@ -11,7 +11,6 @@ from typing import Any
 
 import yaml
 
-from alexnet.checkpoint import load_checkpoint
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.recipes import DEFAULT_RECIPE, list_recipes, load_recipe
 from alexnet.train.config import (
@@ -25,6 +24,7 @@ from alexnet.train.config import (
 from alexnet.train.finetune import init_model_config
 from alexnet.train.loop import train
 from alexnet.train.run_folder import default_run_dir
+from alexnet.weights.checkpoint import load_checkpoint
 
 __all__ = ["RESUMABLE", "Run", "default_run_dir", "fit", "key_table", "recipe_table",
            "resolve_training", "run_training"]

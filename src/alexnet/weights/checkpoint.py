@@ -2,9 +2,10 @@
 
 A checkpoint is a plain dict (see docs/ARCHITECTURE.md) that loads with
 `torch.load(weights_only=True)`: tensors, numbers, strings, lists, tuples and dicts only.
-Pretrained weights load as checkpoints too (`alexnet.pretrained`): the word `torchvision`, or a
-file holding a plain state dict in torchvision's AlexNet layout; and so do the layouts that
-travel without pickle (`alexnet.portable`): a safetensors export and a Hugging Face folder.
+Pretrained weights load as checkpoints too (`weights.torchvision_weights`): the word
+`torchvision`, or a file holding a plain state dict in torchvision's AlexNet layout; and so
+do the layouts that travel without pickle (`weights.portable`): a safetensors export and a
+Hugging Face folder.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 import torch
 
 from alexnet.atomic import atomic_open
+from alexnet.devices import resolve_device
 from alexnet.errors import CheckpointError
 from alexnet.models import PAPER_FAMILY, create_model
-from alexnet.portable import is_pretrained_folder, is_safetensors, read_checkpoint
-from alexnet.pretrained import (
+from alexnet.weights.portable import is_pretrained_folder, is_safetensors, read_checkpoint
+from alexnet.weights.torchvision_weights import (
     TORCHVISION,
     checkpoint_from_state_dict,
     is_state_dict,
@@ -70,9 +72,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
     `path` may also name pretrained weights (`resolve_checkpoint_path`): a plain state dict in
     torchvision's AlexNet layout comes back as an `owt` checkpoint without data of its own
-    (`alexnet.pretrained.checkpoint_from_state_dict`); a safetensors export or a Hugging Face
-    folder as the checkpoint it was written from (`alexnet.portable`), without the training
-    state (optimizer, epoch).
+    (`weights.torchvision_weights.checkpoint_from_state_dict`); a safetensors export or a
+    Hugging Face folder as the checkpoint it was written from (`weights.portable`), without
+    the training state (optimizer, epoch).
     """
     path = resolve_checkpoint_path(path)
     if path.is_dir() or is_safetensors(path):
@@ -142,3 +144,15 @@ def load_model(
                               f"names ({config}): {first}{more}") from err
     model.eval()
     return model, state
+
+
+def open_checkpoint(spec: str | os.PathLike | dict[str, Any], *,
+                    device: str | torch.device | None = "auto",
+                    expect_num_classes: int | None = None
+                    ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The one way a command opens weights: `spec` (a checkpoint file, a run folder, a
+    Hugging Face folder, a safetensors export, `torchvision`, a torchvision .pth, or a
+    checkpoint already loaded) -> its model in eval mode on `device` ("auto": CUDA when there
+    is one), and the checkpoint (`load_checkpoint`'s dict)."""
+    model, state = load_model(spec, expect_num_classes=expect_num_classes)
+    return model.to(resolve_device(device)), state

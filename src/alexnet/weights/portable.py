@@ -65,7 +65,7 @@ def describe(state: dict[str, Any]) -> dict[str, Any]:
 
 def checkpoint_from(info: dict[str, Any], state_dict: dict[str, torch.Tensor]
                     ) -> dict[str, Any]:
-    """The checkpoint dict (without "format", which `alexnet.checkpoint` adds) of weights and
+    """The checkpoint dict (without "format", which `weights.checkpoint` adds) of weights and
     their `describe` entries."""
     model = dict(info["model_config"])
     state: dict[str, Any] = {

@@ -1,6 +1,6 @@
 """Pretrained ImageNet weights as ordinary checkpoints.
 
-`alexnet.checkpoint.load_checkpoint` accepts, besides its own files, the word `torchvision`
+`weights.checkpoint.load_checkpoint` accepts, besides its own files, the word `torchvision`
 (torchvision's AlexNet_Weights.IMAGENET1K_V1, read from the torch hub cache; its URL, hash,
 categories, published errors and preprocessing come from torchvision's public weights API) and
 any file holding a plain state dict in torchvision's AlexNet key layout (features.0.weight ...
@@ -151,7 +151,7 @@ def _sha256_prefix(path: Path, n: int = 8) -> str:
 
 def checkpoint_from_state_dict(state_dict: dict[str, torch.Tensor], path: str | Path
                                ) -> dict[str, Any]:
-    """The checkpoint (without its "format" key, which `alexnet.checkpoint` adds) of `owt` with
+    """The checkpoint (without its "format" key, which `weights.checkpoint` adds) of `owt` with
     torchvision's AlexNet weights read from `path`: its model, the 1000 wnids, torchvision's
     preprocessing and normalisation, and where the weights came from. The published errors
     ("expected") are attached only to torchvision's own file (its SHA-256 prefix)."""

@@ -2,7 +2,7 @@
 loaded back and its outputs compared with the PyTorch model's on random input.
 
 A safetensors export carries the checkpoint's classes, normalisation and preprocessing
-(`alexnet.portable`), so `predict`, `eval`, `features` and `alexnet.load` open it as they open
+(`weights.portable`), so `predict`, `eval`, `features` and `alexnet.load` open it as they open
 the checkpoint."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from alexnet.atomic import save_with
-from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.errors import AlexNetError, ConfigError
-from alexnet.portable import export_metadata, write_safetensors
-from alexnet.pretrained import TORCHVISION
+from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet.weights.portable import export_metadata, write_safetensors
+from alexnet.weights.torchvision_weights import TORCHVISION
 
 # onnx and onnxruntime are optional (pip install 'alexnet[export]'): they are imported where a
 # format needs them, and `_require` says how to install a missing one.
@@ -45,7 +45,7 @@ def example_input(model: nn.Module, batch: int = 2, seed: int = 0) -> torch.Tens
 
 
 def export_safetensors(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
-    """The model's weights as safetensors, with `metadata` (`alexnet.portable.export_metadata`:
+    """The model's weights as safetensors, with `metadata` (`weights.portable.export_metadata`:
     what `load_checkpoint` needs to open the file as the checkpoint it came from)."""
     write_safetensors(path, model.state_dict(), metadata)
 
