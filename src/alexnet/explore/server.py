@@ -244,6 +244,10 @@ def build_app(session: Session) -> Starlette:
 
         return _json(await run_in_threadpool(work))
 
+    async def analysis(request: Request) -> Response:
+        s.entry(request.path_params["key"])
+        return _json(s.describe(request.path_params["key"]))
+
     async def view(request: Request) -> Response:
         _, _, a = s.entry(request.path_params["key"], request.path_params["m"])
         return _png(pictures.hwc(a.picture))
@@ -423,6 +427,7 @@ def build_app(session: Session) -> Starlette:
         Route("/api/store/{i:int}.jpg", image_route("train")),
         Route("/api/samples/{i:int}/analyse", analyse_sample, methods=["POST"]),
         Route("/api/analyse", analyse_upload, methods=["POST"]),
+        Route("/api/analyses/{key:str}", analysis),
         Route(f"/api/analyses/{key}/view.png", view),
         Route(f"/api/analyses/{key}/layers/{{layer:str}}.png", layer_atlas),
         Route(f"/api/analyses/{key}/maps/{{layer:str}}/{{c:int}}.png", layer_map),
