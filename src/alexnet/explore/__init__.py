@@ -64,5 +64,10 @@ def serve(checkpoint: str, *, data: str | None = None, compare: str | None = Non
     if ready is not None:
         ready(url)
     config = uvicorn.Config(build_app(session), log_level="warning", lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C, then raises it again
+        pass
+    finally:
+        sock.close()
     print("alexnet explore: stopped", flush=True)
