@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import colour_class_tree, write_checkpoint
 from PIL import Image
+
+from conftest import colour_class_tree, write_checkpoint
 
 pytest.importorskip("starlette", reason="the `explore` extra is not installed")
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (the `dev` extra)")
@@ -160,7 +161,7 @@ def test_where_it_looks(world):
     assert r.status_code == 200, r.text
     o = r.json()
     assert (o["patch"], o["stride"]) == occlusion_grid(64, o["grid"])
-    assert o["name"] == "class1" and 0 <= o["seconds"]
+    assert o["name"] == "class1" and o["seconds"] >= 0
     png = c.get(o["url"])
     assert png.status_code == 200 and Image.open(io.BytesIO(png.content)).size == (64, 64)
     by_name = c.get(f"/api/analyses/{key}/0/where/gradcam?class=class2").json()

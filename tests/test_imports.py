@@ -2,11 +2,12 @@
 module top or inside functions): no cycles between its parts, and each part imports only
 parts of its own layer or below (docs/ARCHITECTURE.md):
 
-    cli -> experiments -> {train, evaluation, bench} -> {data, models, figures, checkpoint,
+    cli -> experiments, explore -> {train, evaluation, bench} -> {data, models, figures, checkpoint,
         recipes, pretrained}
         -> {kernels, errors, atomic, devices, cpu}
 
-experiments (the paper's experiments) orchestrates train and evaluation, which never import it.
+experiments (the paper's experiments) orchestrates train and evaluation, which never import it;
+explore (the web page) sits beside it and reads checkpoints and data through evaluation.
 Within the middle layer train may import evaluation and bench may import train; evaluation
 imports neither. figures renders plain data: it imports only atomic and errors.
 """
@@ -24,7 +25,7 @@ import alexnet
 
 LAYERS = {
     "cli": 4, "__main__": 4,
-    "experiments": 3,
+    "experiments": 3, "explore": 3,
     "train": 2, "evaluation": 2, "bench": 2,
     "data": 1, "models": 1, "figures": 1, "checkpoint": 1, "recipes": 1, "pretrained": 1,
     "kernels": 0, "errors": 0, "atomic": 0, "devices": 0, "cpu": 0, "schema": 0,

@@ -34,20 +34,8 @@ def make_session(checkpoint: str, *, data: str | None = None, compare: str | Non
     return session
 
 
-def serve(checkpoint: str, *, data: str | None = None, compare: str | None = None,
-          host: str = "127.0.0.1", port: int = 8000, limit: int = 2000,
-          ready: Any = None) -> None:
-    """Start the explorer's server and block until Ctrl-C. The socket is bound first, so
-    the printed URL has the real port (`--port 0`: any free one); `ready(url)` is called
-    with it."""
-    try:
-        import uvicorn
-
-        from alexnet.explore.server import build_app
-    except ImportError as err:
-        raise ConfigError(f"alexnet explore needs the `explore` extra ({err.name} is missing): "
-                          "pip install -e '.[explore]'") from None
-    session = make_session(checkpoint, data=data, compare=compare, limit=limit)
+def bind(host: str = "127.0.0.1", port: int = 0) -> tuple[socket.socket, str]:
+    """A listening socket on host:port (0: any free port) and its URL."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -57,12 +45,24 @@ def serve(checkpoint: str, *, data: str | None = None, compare: str | None = Non
         sock.close()
         raise AlexNetError(f"cannot listen on {host}:{port} ({err.strerror or err}); choose "
                            "another --port") from None
-    bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{bound}/"
+    return sock, f"http://{shown}:{sock.getsockname()[1]}/"
+
+
+def serve(checkpoint: str, *, data: str | None = None, compare: str | None = None,
+          host: str = "127.0.0.1", port: int = 8000, limit: int = 2000) -> None:
+    """Start the explorer's server and block until Ctrl-C. The socket is bound first, so
+    the printed URL has the real port (`--port 0`: any free one)."""
+    try:
+        import uvicorn
+
+        from alexnet.explore.server import build_app
+    except ImportError as err:
+        raise ConfigError(f"alexnet explore needs the `explore` extra ({err.name} is missing): "
+                          "pip install -e '.[explore]'") from None
+    session = make_session(checkpoint, data=data, compare=compare, limit=limit)
+    sock, url = bind(host, port)
     print(f"alexnet explore: {url}  (Ctrl-C stops)", flush=True)
-    if ready is not None:
-        ready(url)
     config = uvicorn.Config(build_app(session), log_level="warning", lifespan="off")
     try:
         uvicorn.Server(config).run(sockets=[sock])

@@ -88,7 +88,7 @@ function renderPredict() {
   const a = state.analysis;
   if (!a) return;
   a.models.forEach((r, m) => {
-    const col = column(m, "top5");
+    const col = column(m, "predict");
     col.append(el("div", { class: "row" }, viewWith(m),
       el("div", {}, bars("centre view", r.top5_centre, `top5-${m}`),
         bars("ten views (§4.1)", r.top5_ten, `ten-${m}`))));
