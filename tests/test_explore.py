@@ -327,3 +327,28 @@ def test_cli_serves_on_localhost_and_stops_on_ctrl_c(world):
         proc.kill()
     assert proc.returncode == 0, err
     assert "stopped" in out and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["original", "half", "owt", "cifar4"])
+def test_every_model_shows_its_layers(name):
+    """Each model's conv layers are found in Fig. 2's names, rectified (also `original`'s
+    conv1, whose ReLU comes after LRN and pooling), with conv1's receptive field of 11 px at
+    stride 4 and Grad-CAM at the last conv layer's size."""
+    from alexnet.explore.analysis import Explorer, grad_cam
+    from alexnet.models import create_model
+
+    options = {} if name == "cifar4" else {"image_size": 64}
+    model = create_model(name, num_classes=4, **options)
+    size = 32 if name == "cifar4" else 64
+    ex = Explorer(model, list("abcd"), {"mean": torch.full((3, 1, 1), 120.0),
+                                        "std": torch.full((3, 1, 1), 60.0)},
+                  {"resize": size, "crop": None, "channels": 3, "size": size}, name)
+    image = torch.randint(0, 256, (3, size + 8, size + 8), dtype=torch.uint8)
+    a = analyse(ex, image)
+    convs = [t.name for t in ex.taps if t.kind == "conv"]
+    assert convs == [f"conv{i + 1}" for i in range(len(convs))] and len(convs) >= 2
+    assert all(float(a.maps[c].min()) >= 0 for c in convs)
+    assert ex.towers == (2 if name in ("paper", "original") else 1)
+    if name != "cifar4":
+        assert receptive_field(model, "conv1")[:2] == (11, 4)
+    assert grad_cam(ex, a.view, 1).shape == a.maps[convs[-1]].shape[1:]

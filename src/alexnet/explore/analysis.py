@@ -105,8 +105,10 @@ def receptive_field(model: nn.Module, tap: str) -> tuple[int, int, int]:
     if tap not in taps or taps[tap].kind == "fc":
         raise AlexNetError(f"{tap} has no receptive field in the image; choose a conv or pool "
                            "layer")
-    target = taps[tap].module
-    for m in model.features.modules():
+    leaves = [m for m in model.features.modules() if not list(m.children())]
+    mine = {id(m) for m in taps[tap].module.modules()}  # a container tap: its last leaf
+    last = max(i for i, m in enumerate(leaves) if id(m) in mine)
+    for m in leaves[:last + 1]:
         if isinstance(m, nn.ZeroPad2d):
             start -= m.padding[0] * jump
         elif isinstance(m, nn.Conv2d | nn.MaxPool2d):
@@ -114,8 +116,6 @@ def receptive_field(model: nn.Module, tap: str) -> tuple[int, int, int]:
             start += ((k - 1) / 2 - p) * jump
             size += (k - 1) * jump
             jump *= s
-        if m is target:
-            break
     return size, jump, int(round(start))
 
 
