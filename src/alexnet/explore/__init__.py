@@ -12,20 +12,22 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from alexnet.checkpoint import load_checkpoint
 from alexnet.errors import AlexNetError, ConfigError
+from alexnet.explore.analysis import load_explorer
+from alexnet.explore.index import cache_folder, open_dataset
 
 
 def make_session(checkpoint: str, *, data: str | None = None, compare: str | None = None,
                  limit: int = 2000, cache: bool = True) -> Any:
     """A `server.Session` for a checkpoint (and `compare`), with `data` (default: the
     checkpoint's own source, when it can be opened) analysed on its first sample."""
-    from alexnet.explore.analysis import load_explorer
-    from alexnet.explore.index import cache_folder, open_dataset
-    from alexnet.explore.server import Session
+    from alexnet.explore.server import Session  # starlette: the `explore` extra
 
     specs = [checkpoint] + ([compare] if compare else [])
-    explorers = [load_explorer(c) for c in specs]
-    dataset, note = open_dataset(checkpoint, data, limit=limit)
+    states = [load_checkpoint(c) for c in specs]
+    explorers = [load_explorer(c, state) for c, state in zip(specs, states, strict=True)]
+    dataset, note = open_dataset(states[0], data, limit=limit)
     caches: list[Path | None] = [cache_folder(c) if cache else None for c in specs]
     session = Session(explorers, dataset, data_note=note, caches=caches)
     if dataset is not None and dataset.samples:

@@ -169,9 +169,10 @@ class Explorer:
         return x.expand(3, -1, -1).contiguous() if x.shape[0] == 1 else x
 
 
-def load_explorer(checkpoint: str) -> Explorer:
-    """An `Explorer` of a checkpoint (file, run folder, `torchvision`: `load_checkpoint`)."""
-    state = load_checkpoint(checkpoint)
+def load_explorer(checkpoint: str, state: dict[str, Any] | None = None) -> Explorer:
+    """An `Explorer` of a checkpoint (file, run folder, `torchvision`: `load_checkpoint`), or
+    of its `state` when already loaded."""
+    state = state if state is not None else load_checkpoint(checkpoint)
     model, _ = load_model(state)
     data = state.get("data") or {}
     if not data.get("normalization") or not data.get("preprocess"):

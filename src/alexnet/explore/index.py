@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from alexnet.atomic import save_with
-from alexnet.checkpoint import load_checkpoint, resolve_checkpoint_path
+from alexnet.checkpoint import resolve_checkpoint_path
 from alexnet.data import DataConfig, load_image
 from alexnet.data.sources import open_source
 from alexnet.data.splits import FileSplit, MemorySplit
@@ -78,12 +78,11 @@ def _spread(n: int, limit: int) -> list[int]:
     return torch.linspace(0, n - 1, limit).round().long().tolist()
 
 
-def open_dataset(checkpoint: str, data: str | None, *, limit: int = 2000
+def open_dataset(state: dict[str, Any], data: str | None, *, limit: int = 2000
                  ) -> tuple[Dataset | None, str]:
-    """(the dataset, "") for `--data` or the checkpoint's own source, or (None, why not): the
-    explorer still works on uploaded images without one."""
+    """(the dataset, "") for `--data` or the source of the checkpoint `state`, or (None, why
+    not): the explorer still works on uploaded images without one."""
     try:
-        state = load_checkpoint(checkpoint)
         mapping = data_mapping(state, data)
         return Dataset(str(mapping["source"]), mapping, limit=limit), ""
     except AlexNetError as err:
