@@ -352,3 +352,16 @@ def test_every_model_shows_its_layers(name):
     if name != "cifar4":
         assert receptive_field(model, "conv1")[:2] == (11, 4)
     assert grad_cam(ex, a.view, 1).shape == a.maps[convs[-1]].shape[1:]
+
+
+def test_images_in_memory_are_a_dataset_too(eval_data, tmp_path):
+    """A source registered in memory (alexnet.data.memory) serves its images by number."""
+    data = eval_data(n=12)
+    ck = write_checkpoint(tmp_path / "mem.pt", data)
+    session = make_session(str(ck))
+    c = TestClient(build_app(session))
+    assert c.get("/api/info").json()["data"]["samples"] == 12
+    r = c.get("/api/samples/5.jpg?side=32")
+    assert r.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(r.content)).size) <= 32
+    assert c.post("/api/samples/5/analyse").json()["label"] == "class2"  # 5 % 3 classes
