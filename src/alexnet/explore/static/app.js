@@ -258,7 +258,7 @@ async function showNeighbours() {
     const g = el("div", { class: "gallery" });
     for (const n of r.neighbours) {
       g.append(el("figure", { class: "neighbour" }, picture(n.url),
-        el("figcaption", {}, `${n.label} · ${by === "fc7" ? n.distance.toFixed(1) : n.distance + " bits"}`)));
+        el("figcaption", {}, `${n.label} · ${by === "fc7" ? n.distance.toPrecision(3) : n.distance + " bits"}`)));
     }
     col.append(el("p", { class: "hint" }, by === "fc7"
       ? "training images nearest in fc7 (Euclidean distance)"
@@ -356,7 +356,11 @@ async function start() {
   fillUnitLayers();
   const s = await api("/api/samples");
   if (s) {
-    s.samples.slice(0, 120).forEach((x) => {
+    // at most 120 thumbnails, spread over the split (it is stored class by class)
+    const n = s.samples.length, shown = Math.min(n, 120);
+    const picks = [...new Set(Array.from({ length: shown },
+      (_, i) => s.samples[Math.round(i * (n - 1) / Math.max(1, shown - 1))]))];
+    picks.forEach((x) => {
       const img = el("img", { src: `/api/samples/${x.index}.jpg?side=96`, title: x.label,
         "data-index": x.index, loading: "lazy", alt: x.label });
       img.addEventListener("click", () => chooseSample(x.index, img));
