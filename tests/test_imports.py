@@ -2,14 +2,15 @@
 module top or inside functions): no cycles between its parts, and each part imports only
 parts of its own layer or below (docs/ARCHITECTURE.md):
 
-    cli -> experiments -> {train, evaluation, bench} -> {data, models, figures, weights,
-        recipes}
+    cli -> {experiments, explore, api} -> {train, evaluation, bench}
+        -> {data, models, figures, weights, recipes}
         -> {accel, kernels, errors, atomic, devices, schema}
 
 This docstring and `LAYERS` below are the one place the layers are written down;
 docs/ARCHITECTURE.md refers here.
 
-experiments (the paper's experiments) orchestrates train and evaluation, which never import it.
+experiments (the paper's experiments) orchestrates train and evaluation, which never import it;
+explore (the web page) sits beside it and reads checkpoints and data through evaluation.
 Within the middle layer train may import evaluation and bench may import train; evaluation
 imports neither. figures renders plain data: it imports only atomic and errors.
 """
@@ -27,7 +28,7 @@ import alexnet
 
 LAYERS = {
     "cli": 4, "__main__": 4,
-    "experiments": 3, "api": 3,
+    "experiments": 3, "api": 3, "explore": 3,
     "train": 2, "evaluation": 2, "bench": 2,
     "data": 1, "models": 1, "figures": 1, "weights": 1, "recipes": 1,
     "kernels": 0, "errors": 0, "atomic": 0, "devices": 0, "accel": 0, "schema": 0,

@@ -15,7 +15,8 @@ import sys
 from alexnet.errors import AlexNetError
 
 # One module per command group; each exposes register(subparsers).
-COMMAND_MODULES = ("models", "data", "train", "evaluate", "bench", "imports", "experiment")
+COMMAND_MODULES = ("models", "data", "train", "evaluate", "bench", "imports", "experiment",
+                   "explore")
 
 
 def build_parser() -> argparse.ArgumentParser:
