@@ -1,5 +1,5 @@
 """`alexnet bench`: the training-step and LRN benchmarks run on CPU, compare like with like, and
-the CLI prints them; `bench data` hands over to alexnet.data.bench.bench_loader."""
+the CLI prints them; `bench data` hands over to alexnet.data.loader_speed.bench_loader."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alexnet.bench.lrn import LRNBenchConfig, run_lrn_bench
+from alexnet.bench.lrn_speed import LRNBenchConfig, run_lrn_bench
 from alexnet.bench.plain import TrainBenchConfig, plain_lrn
 from alexnet.bench.timing import time_calls
-from alexnet.bench.train import run_train_bench
+from alexnet.bench.train_speed import run_train_bench
 from alexnet.cli import main
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.models import LocalResponseNorm, create_model
@@ -49,7 +49,7 @@ def test_plain_baseline_computes_the_same_network(alpha_over_n: bool) -> None:
 def test_train_bench_runs_both_steps_on_cpu(native: bool, monkeypatch: pytest.MonkeyPatch,
                                             ) -> None:
     """Both rows in one run, timed in alternating rounds; bf16 only where the CPU has it."""
-    from alexnet.bench.train import format_train_bench
+    from alexnet.bench.train_speed import format_train_bench
     from alexnet.train import accel
 
     monkeypatch.setattr(accel, "native_bf16", lambda: native)
@@ -187,9 +187,9 @@ def test_cli_bench_data_calls_bench_loader(monkeypatch: pytest.MonkeyPatch,
         seen.update(source=source, batch_size=batch_size, device=device, num_batches=num_batches)
         return {"images_per_s": 1234.5, "batches": num_batches}
 
-    fake = types.ModuleType("alexnet.data.bench")
+    fake = types.ModuleType("alexnet.data.loader_speed")
     fake.bench_loader = bench_loader
-    monkeypatch.setitem(sys.modules, "alexnet.data.bench", fake)
+    monkeypatch.setitem(sys.modules, "alexnet.data.loader_speed", fake)
     assert main(["bench", "data", "some/folder", "--batch-size", "4", "--batches", "3",
                  "--device", "cpu"]) == 0
     assert seen == {"source": "some/folder", "batch_size": 4, "device": torch.device("cpu"),

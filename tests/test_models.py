@@ -24,7 +24,7 @@ PARAMS = {
 
 
 def test_registry_lists_every_variant() -> None:
-    assert list_models() == [*PARAMS, "cifar4"]  # cifar4: models/cifar.py, not an AlexNet
+    assert list_models() == [*PARAMS, "cifar4"]  # cifar4: models/cifar4.py, not an AlexNet
     assert alexnet.list_models() == [*PARAMS, "cifar4"]
 
 

@@ -742,7 +742,7 @@ def test_a_full_disk_during_features_and_figures_is_one_error(tmp_path, full_dis
 
     from alexnet.errors import WriteError
     from alexnet.evaluation.features import save_features
-    from alexnet.figures.kernels import conv1_kernels_figure
+    from alexnet.figures.conv1_kernels import conv1_kernels_figure
 
     full_disk()
     with pytest.raises(WriteError, match=r"cannot write .*f\.pt: no space left"):

@@ -1,4 +1,5 @@
-"""`alexnet bench train|lrn|data`: parse and dispatch to alexnet.bench and alexnet.data.bench."""
+"""`alexnet bench train|lrn|data`: parse and dispatch to alexnet.bench and
+alexnet.data.loader_speed."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser("data", help="batches/s of the data loader",
                        description="Throughput of the training loader on SOURCE "
-                                   "(alexnet.data.bench.bench_loader).")
+                                   "(alexnet.data.loader_speed.bench_loader).")
     d.add_argument("source", help="fashion-mnist, cifar10 or a path")
     d.add_argument("--batch-size", type=int, default=128)
     d.add_argument("--batches", type=int, default=50)
@@ -80,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from alexnet.bench.train import TrainBenchConfig, format_train_bench, run_train_bench
+    from alexnet.bench.train_speed import TrainBenchConfig, format_train_bench, run_train_bench
 
     cfg = TrainBenchConfig(model=args.model, batch_size=args.batch_size, steps=args.steps,
                            warmup=args.warmup, image_size=args.image_size,
@@ -95,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_lrn(args: argparse.Namespace) -> int:
-    from alexnet.bench.lrn import LRNBenchConfig, format_lrn_bench, run_lrn_bench
+    from alexnet.bench.lrn_speed import LRNBenchConfig, format_lrn_bench, run_lrn_bench
 
     cfg = LRNBenchConfig(shape=tuple(args.shape), dtype=args.dtype,
                          channels_last=args.channels_last, device=args.device, iters=args.iters,
@@ -107,7 +108,7 @@ def cmd_lrn(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from alexnet.data.bench import bench_loader
+    from alexnet.data.loader_speed import bench_loader
     from alexnet.devices import resolve_device
 
     result = bench_loader(args.source, batch_size=args.batch_size,

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from alexnet.errors import AlexNetError
-from alexnet.figures.kernels import conv1_kernels_figure
+from alexnet.figures.conv1_kernels import conv1_kernels_figure
 from alexnet.weights.checkpoint import open_checkpoint
 
 

@@ -32,10 +32,10 @@ from alexnet.evaluation.checkpoints import (
 from alexnet.evaluation.evaluate import evaluate
 from alexnet.evaluation.metrics import top_classes
 from alexnet.figures.confusion import confusion_figure
+from alexnet.figures.conv1_kernels import conv1_kernels_figure
 from alexnet.figures.curves import learning_curves_figure, lr_changes, read_metrics
-from alexnet.figures.kernels import conv1_kernels_figure
 from alexnet.figures.predictions import predictions_figure
-from alexnet.figures.report import Row, markdown_table, write_report
+from alexnet.figures.report_page import Row, markdown_table, write_report
 from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.weights.torchvision_weights import TORCHVISION
 

@@ -24,8 +24,8 @@ from alexnet.experiments.ablation import PAPER_NET, condition_arms
 from alexnet.experiments.arms import Arm
 from alexnet.experiments.spec import ArmRun, Experiment, Outcome, Plan
 from alexnet.experiments.verdict import verdict
+from alexnet.figures.conv1_kernels import conv1_kernels_figure
 from alexnet.figures.experiments import chroma_figure
-from alexnet.figures.kernels import conv1_kernels_figure
 from alexnet.weights.checkpoint import open_checkpoint
 
 HALVES = 1000  # random splits of the kernels into two halves, for the chance distance

@@ -301,7 +301,7 @@ def grad_cam(ex: Explorer, view: torch.Tensor, cls: int, layer: str | None = Non
 
 def kernel_tiles(weight: torch.Tensor) -> torch.Tensor:
     """conv1's weight (K, C, kh, kw) as pictures (K, 3, kh, kw) in [0, 1], each kernel
-    min-max scaled on its own (as Fig. 3 and `figures.kernels`)."""
+    min-max scaled on its own (as Fig. 3 and `figures.conv1_kernels`)."""
     w = weight.detach().float().cpu()
     if w.shape[1] != 3:
         w = w.mean(1, keepdim=True).expand(-1, 3, -1, -1)
