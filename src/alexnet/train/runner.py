@@ -15,6 +15,8 @@ from alexnet.train.config import (
     set_dotted,
     validate_config,
 )
+from alexnet.train.distributed import torchrun_job
+from alexnet.train.elastic import train_elastic
 from alexnet.train.finetune import init_model_config
 from alexnet.train.loop import train
 from alexnet.train.run_folder import default_run_dir
@@ -56,7 +58,10 @@ def run_training(*, recipe: str | None = None, data: str | None = None, out: str
     if cfg.get("init_from"):  # the model is the loaded one; model.* overrides still apply
         init = load_checkpoint(cfg["init_from"])
         cfg = resolve_config(recipe_map, pairs, model=init_model_config(init))
-    return train(cfg, out or default_run_dir(cfg["recipe"]), force=force, init=init)
+    run_dir = out or default_run_dir(cfg["recipe"])
+    if torchrun_job() is not None:  # torchrun's (re)started workers continue the run there
+        return train_elastic(cfg, run_dir, force=force, init=init, resumable=tuple(RESUMABLE))
+    return train(cfg, run_dir, force=force, init=init)
 
 
 def _resume(run_dir: str, pairs: dict[str, Any], *, recipe: str | None, data: str | None,

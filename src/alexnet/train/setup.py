@@ -20,7 +20,7 @@ from alexnet.errors import CheckpointError, ConfigError
 from alexnet.models import create_model
 from alexnet.train.accel import StepSettings, step_settings
 from alexnet.train.config import dump_config, set_dotted
-from alexnet.train.distributed import Dist, per_rank_batch
+from alexnet.train.distributed import Dist, per_rank_batch, torchrun_job
 from alexnet.train.finetune import freeze, scale_rates, started_from, transfer
 from alexnet.train.optim import build_optimizer
 from alexnet.train.schedule import build_schedule
@@ -60,7 +60,7 @@ def setup_run(cfg: dict[str, Any], run_dir: Path, dist: Dist, state: dict[str, A
     batch = per_rank_batch(cfg["batch_size"], dist.world_size)
     set_dotted(cfg, "distributed", {
         "world_size": dist.world_size, "global_batch": cfg["batch_size"],
-        "per_rank_batch": batch,
+        "per_rank_batch": batch, "torchrun_job": torchrun_job(),
         "lr_rule": "lr is set for the global batch, which is fixed; "
                    "more processes means a smaller per-rank batch, not a larger lr"})
     configure_backends(cfg, dist.device)
@@ -206,6 +206,8 @@ def set_rng_state(state: dict[str, Any], dist: Dist) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if dist.device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"].cpu(), dist.device)
+    if dist.enabled and len(ranks) != dist.world_size:  # another world size: a stream per rank
+        torch.manual_seed(int(torch.randint(1 << 62, ())) + dist.rank)
 
 
 def full_command(cfg: dict[str, Any]) -> str:
