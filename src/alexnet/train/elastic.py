@@ -19,6 +19,7 @@ import contextlib
 import copy
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -294,7 +295,8 @@ class Liveness:
 
     def failure(self, err: BaseException, timeout: float) -> PeerFailure:
         """The one error for a collective that failed on this rank."""
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = re.sub(r"^\[[^\]]*\]\s*", "", first)[:160]  # gloo's source location
         me = f"rank {self.dist.rank} of {self.dist.world_size}"
         try:
             silent = self.silent()
