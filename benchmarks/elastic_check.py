@@ -277,6 +277,9 @@ class Scenarios:
                            extra=("checkpoint_every=1",))
         kills = []
         try:
+            # kill while last.pt is replaced, not while the first one is written
+            if not until(lambda: inside_epoch(run), 120):
+                return Outcome(False, f"no in-epoch checkpoint came; see {agent.log}")
             for _ in range(2):
                 temp = until(lambda: next(iter(run.glob(".last.pt.*.tmp")), None), 120,
                              every=0.002)
