@@ -18,6 +18,10 @@ from torch.distributed import run as torchrun
 
 from alexnet.errors import ConfigError
 
+# torchrun's agents share one store over rendezvous rounds unless this is 1; a restarted gloo
+# group can then read a peer's address of the round before and fail to connect
+FRESH_STORE = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -105,6 +109,7 @@ def launch(nproc: int, train_argv: list[str]) -> int:
     if torch.cuda.is_available() and nproc > torch.cuda.device_count():
         raise ConfigError(f"--gpus {nproc} asked for, but only {torch.cuda.device_count()} "
                           "CUDA devices are visible")
+    os.environ.setdefault(FRESH_STORE, "1")  # docs/DISTRIBUTED.md: restarts need it
     torchrun.main(["--standalone", f"--nproc_per_node={nproc}", "-m", "alexnet", "train",
               *train_argv])
     return 0

@@ -33,7 +33,13 @@ import yaml
 
 from alexnet.checkpoint import load_checkpoint
 from alexnet.errors import AlexNetError, CheckpointError, ConfigError
-from alexnet.train.distributed import Dist, init_distributed, shutdown_distributed, torchrun_job
+from alexnet.train.distributed import (
+    FRESH_STORE,
+    Dist,
+    init_distributed,
+    shutdown_distributed,
+    torchrun_job,
+)
 from alexnet.train.loop import train
 
 RESTART_ENV = "TORCHELASTIC_RESTART_COUNT"  # how often this agent restarted its workers
@@ -180,6 +186,9 @@ def train_elastic(cfg: dict[str, Any], run_dir: str | Path, *, force: bool,
     dist = init_distributed(cfg["device"], cfg["dist_timeout"])
     say = print if dist.is_main else (lambda *a, **k: None)
     alive = Liveness.start(dist)
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and dist.enabled:
+        say(f"warning: torchrun shares one store over restarts; a restarted group can fail to "
+            f"connect: start torchrun with {FRESH_STORE}=1 (docs/DISTRIBUTED.md)", flush=True)
     try:
         plan = agree(plan_start(cfg, run_dir, force=force, job=torchrun_job(),
                                 resumable=resumable) if dist.is_main else None, dist)
@@ -302,9 +311,9 @@ class Liveness:
             silent = self.silent()
         except RuntimeError:
             return PeerFailure(
-                f"{me}: the other processes and torchrun's store (the rendezvous host, "
-                f"MASTER_ADDR={os.environ.get('MASTER_ADDR')}) are unreachable: that node is "
-                f"gone ({first})")
+                f"{me}: the other processes and the store at MASTER_ADDR="
+                f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')} (rank 0's "
+                f"node or the rendezvous host) stopped answering: hung or gone ({first})")
         if not silent:
             return PeerFailure(f"{me}: a collective failed while every process still answers "
                                f"({first})")
