@@ -352,7 +352,8 @@ class Scenarios:
             return Outcome(False, f"rc {rc}, saved {saved}, resumed {resumed}; see {agent.log}")
         same = same_weights(run, self.reference())
         stop = next((s.strip() for s in text.splitlines() if "stopped at epoch" in s), "")
-        return Outcome(same, f"SIGTERM -> {stop[:40]}; restarted, resumed; weights "
+        return Outcome(same, f"SIGTERM -> {stop.split(';')[0]}, last.pt; restarted, resumed; "
+                             "weights "
                              + ("equal the reference's" if same else "DIFFER"))
 
 
