@@ -10,12 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -37,6 +34,7 @@ from alexnet.train.distributed import (
     shutdown_distributed,
 )
 from alexnet.train.doctor import RunDoctor
+from alexnet.train.preemption import CheckpointClock, StopRequest, stopped_message
 from alexnet.train.run_folder import RunFolder
 from alexnet.train.schedule import current_lr
 from alexnet.train.setup import Training, full_command, rng_state, setup_run
@@ -80,7 +78,7 @@ def train(cfg: RunConfig | Mapping[str, Any] | None, run_dir: str | Path, *, res
         raise ConfigError("train() needs a config unless it resumes a run")
     else:
         cfg = RunConfig.from_dict(state["config"])
-    dist = init_distributed(cfg.device)
+    dist = init_distributed(cfg.device, cfg.dist_timeout)
     deterministic = torch.are_deterministic_algorithms_enabled()
     folder = RunFolder(run_dir, resume=resume, force=force) if dist.is_main else None
     failed = True
@@ -112,6 +110,7 @@ def run_epochs(run: Training) -> dict[str, Any]:
     metrics = MetricsLog(run.run_dir, dist.is_main)
     doctor = RunDoctor(run.data.num_classes, float(cfg.optim.lr))
     stop = StopRequest()
+    clock = CheckpointClock(cfg.checkpoint_every, cfg.checkpoint_minutes, dist)
     start = time.perf_counter()
     summary: dict[str, Any] = {"run_dir": str(run.run_dir), "interrupted": False,
                                "epochs_done": run.start_epoch,
@@ -120,13 +119,11 @@ def run_epochs(run: Training) -> dict[str, Any]:
         for epoch in range(run.start_epoch, cfg.epochs):
             run.schedule.start_epoch(epoch, run.optimizer, run.data.train)
             first = run.start_batch if epoch == run.start_epoch else 0
-            result = train_epoch(run, epoch, first, stop, doctor)
+            result = train_epoch(run, epoch, first, stop, doctor, clock)
             if result.stopped_at is not None:
                 save_run(run, epoch, result.stopped_at, None, "last.pt")
                 summary["interrupted"] = True
-                say(f"\nstopped at epoch {epoch}, batch {result.stopped_at}; checkpoint "
-                    f"{run.run_dir / 'last.pt'}.\nresume with: alexnet train --resume "
-                    f"{run.run_dir}", flush=True)
+                say(stopped_message(run.run_dir, epoch, result.stopped_at), flush=True)
                 break
             val = validate(run)
             lr = current_lr(run.optimizer)
@@ -217,8 +214,10 @@ class EpochResult:
 
 
 def train_epoch(run: Training, epoch: int, first: int, stop: StopRequest,
-                doctor: RunDoctor | None = None) -> EpochResult:
-    """Steps `first`..`run.steps_per_epoch`-1 of `epoch`; a host sync every `log_every` steps."""
+                doctor: RunDoctor | None = None,
+                clock: CheckpointClock | None = None) -> EpochResult:
+    """Steps `first`..`run.steps_per_epoch`-1 of `epoch`; a host sync every `log_every` steps;
+    last.pt inside the epoch when `clock` says (train/preemption.py)."""
     cfg, dist, steps = run.cfg, run.dist, run.steps_per_epoch
     run.net.train()
     device = next(run.model.parameters()).device
@@ -259,6 +258,8 @@ def train_epoch(run: Training, epoch: int, first: int, stop: StopRequest,
             bar.update(window)
             stopped_at = step + 1
             break
+        if clock is not None and not last and clock.due(step + 1, window):
+            save_run(run, epoch, step + 1, None, "last.pt")
     bar.close()
     mean_loss, top1_err = math.nan, math.nan
     if seen:
@@ -293,30 +294,6 @@ def _all_finite(model: nn.Module) -> bool:
 
 def _quiet(*args: Any, **kwargs: Any) -> None:
     """What ranks other than 0 print."""
-
-
-class StopRequest:
-    """SIGINT/SIGTERM set a flag; the loop saves a checkpoint at the next step boundary."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.requested = True
-
-    @contextmanager
-    def installed(self) -> Iterator[StopRequest]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self  # signal handlers can only be set from the main thread
-            return
-        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
 
 
 class MetricsLog:

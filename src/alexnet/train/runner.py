@@ -21,6 +21,8 @@ from alexnet.train.config import (
     resolve_config,
     validate_config,
 )
+from alexnet.train.distributed import torchrun_job
+from alexnet.train.elastic import train_elastic
 from alexnet.train.finetune import init_model_config
 from alexnet.train.loop import train
 from alexnet.train.run_folder import default_run_dir
@@ -138,7 +140,9 @@ def run_training(*, recipe: str | None = None, data: str | None = None, out: str
                  overrides: list[str] | dict[str, Any] | None = None,
                  init_from: str | None = None) -> dict[str, Any]:
     """`alexnet train`: resolve recipe + overrides (or take a run's own config to resume).
-    `init_from` (a checkpoint, a run folder or `torchvision`) starts from trained weights."""
+    `init_from` (a checkpoint, a run folder or `torchvision`) starts from trained weights.
+    Under torchrun, (re)started workers continue the run in `out` by themselves
+    (train/elastic.py)."""
     if resume is not None:
         if init_from is not None:
             raise ConfigError("--resume continues a run from its own last.pt; drop --init-from")
@@ -147,7 +151,10 @@ def run_training(*, recipe: str | None = None, data: str | None = None, out: str
         return _resume(resume, pairs, recipe=recipe, data=data, out=out, full=full, force=force)
     cfg, init = resolve_training(recipe=recipe, data=data, full=full, overrides=overrides,
                                  init_from=init_from)
-    return train(cfg, out or default_run_dir(cfg.recipe), force=force, init=init)
+    run_dir = out or default_run_dir(cfg.recipe)
+    if torchrun_job() is not None:  # torchrun's (re)started workers continue the run there
+        return train_elastic(cfg, run_dir, force=force, init=init, resumable=tuple(RESUMABLE))
+    return train(cfg, run_dir, force=force, init=init)
 
 
 def _resume(run_dir: str, pairs: dict[str, Any], *, recipe: str | None, data: str | None,
