@@ -19,7 +19,7 @@ from alexnet.errors import AlexNetError, ConfigError
 from alexnet.models import create_model
 from alexnet.pretrained import TORCHVISION
 
-# safetensors, onnx and onnxruntime are optional (pip install 'alexnet[export]'): they are
+# safetensors, onnx and onnxruntime are optional (the `export` extra): they are
 # imported where a format needs them, and `_require` says how to install a missing one.
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
@@ -30,8 +30,9 @@ def _require(module: str) -> Any:
     try:
         return __import__(module)
     except ImportError as err:
-        raise AlexNetError(f"export needs the `{module}` package: pip install "
-                           "'alexnet[export]' (safetensors, onnx, onnxruntime)") from err
+        raise AlexNetError(f"export needs the `{module}` package: pip install {module} (all of "
+                           "the export extra: pip install safetensors onnx onnxruntime, or "
+                           "pip install -e '.[export]' in the project's clone)") from err
 
 
 def example_input(model: nn.Module, batch: int = 2, seed: int = 0) -> torch.Tensor:

@@ -181,7 +181,8 @@ def make_features(checkpoint: str, out: str | Path | None = None, *, data: str |
     model, _ = load_model(state)
     loader = feature_batches(bundle, split)
     feats, targets = extract_features(model, loader, device=dev, progress=progress, layer=layer)
-    meta = {"files": image_names(loader, f"{mapping.get('source')} {split}"), "checkpoint": str(checkpoint), "model": dict(model.config),
+    meta = {"files": image_names(loader, f"{mapping.get('source')} {split}"),
+            "checkpoint": str(checkpoint), "model": dict(model.config),
             "weights": weights_fingerprint(model), "data": mapping, "split": split,
             "layer": layer, "normalization": bundle.normalization,
             "batch_size": batch_size, "seed": 0,
