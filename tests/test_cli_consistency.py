@@ -216,3 +216,4 @@ def test_eval_refuses_other_classes_before_the_statistics(tmp_path: Path, monkey
     finally:
         unregister("cli-consistency-ten")
 
+
