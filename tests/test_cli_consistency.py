@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,31 @@ def test_eval_refuses_other_classes_before_the_statistics(tmp_path: Path, monkey
         unregister("cli-consistency-ten")
 
 
+
+
+HINT = re.compile(r"`alexnet ([a-z][a-z-]*)((?: [a-z][a-z-]*)?)([^`]*)`")
+
+
+def test_every_command_in_a_hint_exists_with_its_flags() -> None:
+    """The `alexnet ...` commands the package prints as advice name commands and options that
+    exist, in today's spelling (no deprecated ones)."""
+    problems = []
+    for path in sorted((SRC / "alexnet").rglob("*.py")):
+        for first, second, rest in HINT.findall(path.read_text(encoding="utf-8")):
+            words = f"{first}{second}"
+            leaf = LEAVES.get(words) or LEAVES.get(first)
+            if leaf is None:
+                if words.split()[0] not in {w.split()[0] for w in LEAVES}:
+                    problems.append(f"{path.name}: `alexnet {words}` is no command")
+                continue
+            shown = {s for a in leaf._actions for s in a.option_strings
+                     if a.help != argparse.SUPPRESS}
+            problems += [f"{path.name}: `alexnet {words}{rest}`: no option {flag}"
+                         for flag in re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", rest)
+                         if flag not in shown and not (second and flag in _options(first))]
+    assert not problems, "\n".join(problems)
+
+
+def _options(words: str) -> set[str]:
+    return {s for w, p in LEAVES.items() if w.startswith(words)
+            for a in p._actions for s in a.option_strings if a.help != argparse.SUPPRESS}
