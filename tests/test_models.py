@@ -334,6 +334,6 @@ def test_remove_conv_in_the_run_config_and_summary(capsys: pytest.CaptureFixture
         model = cfg.model.kwargs()
         assert check_model_options("paper", model) == []
     assert "has no option 'remove_conv'" in check_model_options("owt", {"remove_conv": 4})[0]
-    assert main(["summary", "paper", "-o", "remove_conv=4"]) == 0
+    assert main(["summary", "paper", "model.remove_conv=4"]) == 0
     out = capsys.readouterr().out
     assert "features.conv4" not in out and "total parameters 60,301,288" in out

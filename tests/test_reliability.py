@@ -361,8 +361,8 @@ def test_cuda_without_a_gpu_is_one_line_everywhere(tmp_path, monkeypatch, capsys
     (["--num-classes", "0"], "--num-classes=0: expected a whole number >= 1"),
     (["--num-classes", "-3"], "--num-classes=-3"),
     (["--num-classes", "300000000"], "would have"),
-    (["-o", "dropout=1.5"], "-o dropout=1.5: expected a probability in [0, 1)"),
-    (["-o", "lrn=maybe"], "-o lrn='maybe': expected true or false"),
+    (["model.dropout=1.5"], "model.dropout=1.5: expected a probability in [0, 1)"),
+    (["lrn=maybe"], "model.lrn='maybe': expected true or false"),
 ])
 def test_summary_refuses_impossible_models_in_one_line(flags, named, capsys):
     assert main(["summary", "paper", *flags]) == 2

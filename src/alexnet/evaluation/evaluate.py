@@ -66,8 +66,8 @@ def evaluate(models: nn.Module | Sequence[nn.Module], data: Any, views: str = "c
              limit: int | None = None, *, split: str = "val", batch_size: int | None = None,
              amp: bool = False, channels_last: bool = False,
              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
-             keep_outputs: bool = True, progress: bool = False, desc: str = "eval"
-             ) -> EvalResult:
+             keep_outputs: bool = True, progress: bool = False, desc: str = "eval",
+             leave: bool = True) -> EvalResult:
     """Top-1/top-5 error and mean cross-entropy of `models` on `data` (a `DataBundle`):
     `data.eval_loader(views=views, split=split, batch_size=batch_size, limit=limit)`.
 
@@ -81,7 +81,8 @@ def evaluate(models: nn.Module | Sequence[nn.Module], data: Any, views: str = "c
     sums them over processes: it receives a float64 tensor [loss sum, top-1 hits, top-5 hits,
     images, then top-1 and top-5 hits of each model when there are several] and returns the
     sums. `keep_outputs=False` keeps no per-image output (`probs`, `targets`, `confusion` are
-    None); with `reduce` they hold this process's images only.
+    None); with `reduce` they hold this process's images only. `progress`: a bar (on stderr,
+    shown once the pass has taken a second; `leave=False` erases it at the end).
     """
     models = [models] if isinstance(models, nn.Module) else list(models)
     if not models:
@@ -100,7 +101,7 @@ def evaluate(models: nn.Module | Sequence[nn.Module], data: Any, views: str = "c
     targets_out: list[torch.Tensor] = []
     total = len(loader) if hasattr(loader, "__len__") else None
     bar = tqdm(loader, total=total, desc=desc, unit="batch", disable=not progress,
-               dynamic_ncols=True)
+               dynamic_ncols=True, delay=1.0, leave=leave)
     with _autocast(device, amp):
         for x, y in bar:
             x = x.to(device, non_blocking=True)

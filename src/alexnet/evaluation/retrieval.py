@@ -148,11 +148,13 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
     classes = list(meta.get("classes") or [])
     labels = [[classes[int(store["targets"][i])] if classes else str(int(store["targets"][i]))
                for i in row] for row in idx.tolist()]
+    files = list(meta.get("files") or [])  # files made before names were stored: none
     result: dict[str, Any] = {
         "features": str(features_file), "split": meta.get("split"), "layer": layer,
         "distance": f"hamming ({code_bits} bits)" if code_bits else "euclidean",
         "queries": [{"file": str(f), "neighbors": [
-            {"index": int(i), "distance": float(d), "label": lab}
+            {"index": int(i), "distance": float(d), "label": lab,
+             "file": files[i] if i < len(files) else f"#{i}"}
             for i, d, lab in zip(ir, dr, lr, strict=True)]}
             for f, ir, dr, lr in zip(queries, idx.tolist(), dist.tolist(), labels, strict=True)]}
     if figure is not None:

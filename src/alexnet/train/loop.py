@@ -108,7 +108,8 @@ def run_epochs(run: Training) -> dict[str, Any]:
     cfg, dist = run.cfg, run.dist
     say = print if dist.is_main else _quiet
     metrics = MetricsLog(run.run_dir, dist.is_main)
-    doctor = RunDoctor(run.data.num_classes, float(cfg.optim.lr))
+    doctor = RunDoctor(run.data.num_classes, float(cfg.optim.lr),
+                       model=dict(run.model.config), fine_tuned=bool(cfg.init_from))
     stop = StopRequest()
     clock = CheckpointClock(cfg.checkpoint_every, cfg.checkpoint_minutes, dist)
     start = time.perf_counter()
@@ -131,7 +132,8 @@ def run_epochs(run: Training) -> dict[str, Any]:
             say_progress(f"epoch {epoch + 1}/{cfg.epochs}: train loss {result.loss:.4f} "
                          f"(top-1 error {result.top1_err:.2%}), val top-1 error "
                          f"{val.top1_err:.2%}, top-5 error {val.top5_err:.2%}, lr {lr:g}")
-            advice = doctor.epoch(epoch, result.loss, val.top1_err)
+            advice = doctor.epoch(epoch, result.loss, val.top1_err, val_images=val.images,
+                                  steps=(epoch + 1) * run.steps_per_epoch)
             if advice:
                 say_progress(advice)
             done = run.schedule.end_epoch(epoch, val.top1_err, run.optimizer,
@@ -174,7 +176,8 @@ def validate(run: Training) -> EvalResult:
     processes (each evaluates its share)."""
     return evaluate(run.net, run.data, "center", amp=run.accel.amp,
                     channels_last=run.accel.channels_last, keep_outputs=False,
-                    reduce=functools.partial(all_reduce_sum, dist=run.dist))
+                    reduce=functools.partial(all_reduce_sum, dist=run.dist),
+                    progress=run.dist.is_main, desc="validation", leave=False)
 
 
 def val_record(val: EvalResult) -> dict[str, float]:
@@ -239,6 +242,7 @@ def train_epoch(run: Training, epoch: int, first: int, stop: StopRequest,
         correct += (logits.argmax(1) == y).sum()
         window_loss += loss.float()
         window, seen, images = window + 1, seen + 1, images + len(y)
+        bar.update(1)  # every step; tqdm redraws at most every 0.1 s, without a host sync
         last = step + 1 == steps
         if window == log_every or last:
             value = window_loss.item() / window  # the host sync, once per window
@@ -251,11 +255,9 @@ def train_epoch(run: Training, epoch: int, first: int, stop: StopRequest,
             now = time.perf_counter()
             rate = window * len(y) * dist.world_size / max(now - tick, 1e-9)
             bar.set_postfix(loss=f"{value:.4f}", img_s=f"{rate:,.0f}")
-            bar.update(window)
             window_loss.zero_()
             window, tick = 0, now
         if _stop_now(stop, dist, window) and not last:
-            bar.update(window)
             stopped_at = step + 1
             break
         if clock is not None and not last and clock.due(step + 1, window):

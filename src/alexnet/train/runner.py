@@ -14,6 +14,9 @@ import yaml
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.recipes import DEFAULT_RECIPE, list_recipes, load_recipe
 from alexnet.train.config import (
+    FROM_THE_MODEL,
+    KEYS,
+    MODEL_OPTIONS,
     SECTIONS,
     RunConfig,
     key_table,
@@ -28,8 +31,8 @@ from alexnet.train.loop import train
 from alexnet.train.run_folder import default_run_dir
 from alexnet.weights.checkpoint import load_checkpoint
 
-__all__ = ["RESUMABLE", "Run", "default_run_dir", "fit", "key_table", "recipe_table",
-           "resolve_training", "run_training"]
+__all__ = ["RESUMABLE", "Run", "default_run_dir", "fit", "key_rows", "key_table", "recipe_rows",
+           "recipe_table", "resolve_training", "run_training"]
 
 
 # What a resumed run may change: none of them changes the numbers an uninterrupted run gives.
@@ -245,3 +248,19 @@ def recipe_table() -> str:
         note = " (default)" if name == DEFAULT_RECIPE else ""
         rows.append(f"{name + note:<24} model {model:<9} {recipe.get('description', '')}")
     return "\n".join(rows)
+
+
+def recipe_rows() -> list[dict[str, Any]]:
+    """`alexnet recipes --json`: each shipped recipe's name, model and description."""
+    return [{"name": name, "model": (load_recipe(name).get("model") or {}).get("name", "paper"),
+             "description": load_recipe(name).get("description", ""),
+             "default": name == DEFAULT_RECIPE} for name in list_recipes()]
+
+
+def key_rows() -> list[dict[str, Any]]:
+    """`alexnet recipes --keys --json`: `key_table`'s keys as records."""
+    return [{"key": key, "default": None if spec.default is FROM_THE_MODEL else spec.default,
+             "allowed": spec.rule.allowed, "why": spec.why}
+            for key, spec in [*KEYS.items(),
+                              *((f"model.{k}", s) for k, s in MODEL_OPTIONS.items()
+                                if k != "image_size")]]

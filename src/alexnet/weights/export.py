@@ -22,8 +22,8 @@ from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_chec
 from alexnet.weights.portable import export_metadata, write_safetensors
 from alexnet.weights.torchvision_weights import TORCHVISION
 
-# onnx and onnxruntime are optional (pip install 'alexnet[export]'): they are imported where a
-# format needs them, and `_require` says how to install a missing one.
+# onnx and onnxruntime are optional (the `export` extra): they are imported where a format
+# needs them, and `_require` says how to install a missing one.
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 ATOL = {"safetensors": 0.0, "onnx": 1e-4, "torchscript": 1e-5}  # max |Δlogit| accepted
@@ -33,8 +33,9 @@ def _require(module: str) -> Any:
     try:
         return __import__(module)
     except ImportError as err:
-        raise AlexNetError(f"export needs the `{module}` package: pip install "
-                           "'alexnet[export]' (onnx, onnxruntime)") from err
+        raise AlexNetError(f"export needs the `{module}` package: pip install {module} (all of "
+                           "the export extra: pip install onnx onnxruntime, or "
+                           "pip install -e '.[export]' in the project's clone)") from err
 
 
 def example_input(model: nn.Module, batch: int = 2, seed: int = 0) -> torch.Tensor:
