@@ -50,7 +50,7 @@ def test_train_bench_runs_both_steps_on_cpu(native: bool, monkeypatch: pytest.Mo
                                             ) -> None:
     """Both rows in one run, timed in alternating rounds; bf16 only where the CPU has it."""
     from alexnet.bench.train_speed import format_train_bench
-    from alexnet.train import accel
+    from alexnet.accel import settings as accel
 
     monkeypatch.setattr(accel, "native_bf16", lambda: native)
     result = run_train_bench(TrainBenchConfig(model="paper", **(TINY | {"steps": 3,
