@@ -49,8 +49,8 @@ def test_plain_baseline_computes_the_same_network(alpha_over_n: bool) -> None:
 def test_train_bench_runs_both_steps_on_cpu(native: bool, monkeypatch: pytest.MonkeyPatch,
                                             ) -> None:
     """Both rows in one run, timed in alternating rounds; bf16 only where the CPU has it."""
-    from alexnet.bench.train_speed import format_train_bench
     from alexnet.accel import settings as accel
+    from alexnet.bench.train_speed import format_train_bench
 
     monkeypatch.setattr(accel, "native_bf16", lambda: native)
     result = run_train_bench(TrainBenchConfig(model="paper", **(TINY | {"steps": 3,

@@ -167,7 +167,7 @@ def test_decoding_threads_give_the_worker_processes_batches(prepared, options):
 def test_bench_data_reads_the_loader_against_decoding_alone(prepared, monkeypatch):
     """`alexnet bench data` on a prepared folder: the loader's rate, what the same cores
     decode of the same number of images with nothing else to do, and the one over the other."""
-    from alexnet.data import bench
+    from alexnet.data import loader_speed as bench
 
     _, dest, _, _ = prepared
     result = bench.bench_loader(str(dest), batch_size=4, num_batches=2, warmup=1, crop=24,
