@@ -127,22 +127,19 @@ def test_an_arm_that_never_crosses_gives_a_bound_and_its_curve(tmp_path):
 def test_run_all_reuses_finished_arms_and_writes_one_table(tmp_path, separable_data):
     data = separable_data(n=16, val=8, size=32, channels=3)
     root = tmp_path / "all"
-    first = run_all(data=data["source"], cifar_data=data["source"], seeds=1, out=str(root),
-                    overrides=TOY, only=["lrn-cifar", "depth"])
-    assert [r["experiment"] for r in first["rows"]] == ["lrn-cifar", "depth"]
-    assert all(r["verdict"] in ("agrees", "disagrees", "inconclusive") for r in first["rows"])
+    only = ["lrn-cifar", "depth"]  # depth has no default data: not run, with the reason
+    first = run_all(cifar_data=data["source"], seeds=1, out=str(root), overrides=TOY,
+                    only=only)
+    assert [r["experiment"] for r in first["rows"]] == only
+    assert first["rows"][0]["verdict"] in ("agrees", "disagrees", "inconclusive")
     assert set(first["rows"][0]["statuses"].values()) == {"trained"}
-    again = run_all(data=data["source"], cifar_data=data["source"], seeds=1, out=str(root),
-                    overrides=TOY, only=["lrn-cifar", "depth"])
-    assert all(set(r["statuses"].values()) == {"skipped"} for r in again["rows"])
-    assert [r["ours"] for r in again["rows"]] == [r["ours"] for r in first["rows"]]
+    assert first["rows"][1]["verdict"] == "not run"
+    assert "needs --data" in first["rows"][1]["reason"]
+    again = run_all(cifar_data=data["source"], seeds=1, out=str(root), overrides=TOY,
+                    only=only)
+    assert set(again["rows"][0]["statuses"].values()) == {"skipped"}
+    assert again["rows"][0]["ours"] == first["rows"][0]["ours"]
     saved = json.loads((root / SUMMARY_JSON).read_text())
-    assert [r["experiment"] for r in saved["rows"]] == ["lrn-cifar", "depth"]
+    assert [r["experiment"] for r in saved["rows"]] == only
     md = (root / SUMMARY_MD).read_text()
-    assert "| `lrn-cifar` | §3.3 |" in md and "| `depth` | §7 |" in md
-
-
-def test_run_all_says_why_an_experiment_did_not_run(tmp_path, separable_data):
-    summary = run_all(seeds=1, out=str(tmp_path / "all"), overrides=TOY, only=["depth"])
-    assert summary["rows"][0]["verdict"] == "not run"
-    assert "needs --data" in summary["rows"][0]["reason"]
+    assert "| `lrn-cifar` | §3.3 |" in md and "| `depth` | §7 |" in md and "needs --data" in md
