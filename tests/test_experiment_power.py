@@ -143,3 +143,31 @@ def test_run_all_reuses_finished_arms_and_writes_one_table(tmp_path, separable_d
     assert [r["experiment"] for r in saved["rows"]] == only
     md = (root / SUMMARY_MD).read_text()
     assert "| `lrn-cifar` | §3.3 |" in md and "| `depth` | §7 |" in md and "needs --data" in md
+
+
+# ---------------------------------------------------------------- depth: budget or model
+
+
+def _measured(curves: dict[str, tuple[list[float], list[float]]]):
+    from alexnet.experiments.ablation import Measured
+
+    records = {(key, 0): [{"epoch": e, "split": split, "top1_err": err}
+                          for split, errs in zip(("train", "val"), pair, strict=True)
+                          for e, err in enumerate(errs)] for key, pair in curves.items()}
+    final = {k: {"top1_err": [r for r in v if r["split"] == "val"][-1]["top1_err"],
+                 "top5_err": 0.0, "loss": 0.0} for k, v in records.items()}
+    return Measured(final, records, {}, {})
+
+
+@pytest.mark.parametrize("paper_train, cause", [(0.40, "budget"), (0.20, "model")])
+def test_depth_says_whether_the_budget_or_the_model_explains_a_disagreement(paper_train,
+                                                                            cause):
+    from alexnet.experiments.depth import diagnose
+
+    shallow = ([0.5, 0.30], [0.6, 0.45])  # the nets without a middle layer validate better
+    m = _measured({"paper": ([0.6, paper_train], [0.7, 0.48]), "no-conv3": shallow,
+                   "no-conv4": shallow, "no-conv5": shallow})
+    d = diagnose(m)
+    assert d["cause"] == cause and "48.00%" in d["text"] and "45.00%" in d["text"]
+    better = _measured({"paper": ([0.6, 0.2], [0.7, 0.40]), "no-conv3": shallow})
+    assert diagnose(better)["cause"] == "none"
