@@ -88,7 +88,8 @@ EXPERIMENT = Experiment(
     default_data="cifar10", data_hint="cifar10, or any image folder / prepared folder "
     "(32-px images, 24-px crops)",
     seeds=(3, 3),
-    cost=("13 min measured on one CPU thread with 5,000 32-px images (6 runs × 12 epochs)",
+    cost=("13 min measured on one CPU thread with 5,000 32-px images (6 runs × 12 epochs); "
+          "twice that expected on the 10,000-image CIFAR-10 subset (not measured)",
           "~40 min on one GPU (estimate: 6 runs × 120 CIFAR-10 epochs)"),
     varies=("model.lrn", "seed"),
     floor=0.01, floor_why="one seed: 1 point of test error",

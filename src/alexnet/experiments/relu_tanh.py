@@ -42,7 +42,7 @@ ACTIVATIONS = ("relu", "tanh")
 RATES = (0.001, 0.003, 0.01)
 SWEEP_EPOCHS = {True: 1, False: 5}  # the sweep's budget per rate (phase 1)
 EPOCHS = {True: 4, False: 40}  # the seeds' first budget (phase 2); Fig. 1's axis runs to 35
-EXTEND = {True: 4, False: 10}  # epochs added while an arm is above the threshold
+EXTEND = {True: 2, False: 10}  # epochs added while an arm is above the threshold
 CAP = {True: 40, False: 120}  # no arm trains longer: then "not reached", with its curve
 
 # The paper's run as §3.1 describes it: the cifar4 recipe with no regularisation of any kind.
