@@ -147,6 +147,7 @@ def test_relu_vs_tanh_end_to_end(tmp_path, separable_data, monkeypatch):
         trained = saved["details"]["epochs_trained"][name]
         reached = saved["details"]["epochs_to_threshold"][name] is not None
         assert trained in (2, 4) and (reached or trained == 4)
+    assert report_experiment(out)["details"]["fastest_lr"] == saved["details"]["fastest_lr"]
     assert saved["verdict"] == results["verdict"]
     assert [a["name"] for a in saved["arms"]] == [
         f"{act}-lr{lr}-seed0" for act in ("relu", "tanh") for lr in ("0.001", "0.003", "0.01")]
