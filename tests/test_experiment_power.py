@@ -133,6 +133,9 @@ def test_run_all_reuses_finished_arms_and_writes_one_table(tmp_path, separable_d
     assert [r["experiment"] for r in first["rows"]] == only
     assert first["rows"][0]["verdict"] in ("agrees", "disagrees", "inconclusive")
     assert set(first["rows"][0]["statuses"].values()) == {"trained"}
+    lrn = json.loads((root / "lrn-cifar" / "results.json").read_text())
+    assert lrn["power"]["statement"].startswith("power: QUICK cannot tell")  # said before
+    assert lrn["power"]["tells"] is False and lrn["power"]["seeds"] == 1
     assert first["rows"][1]["verdict"] == "not run"
     assert "needs --data" in first["rows"][1]["reason"]
     again = run_all(cifar_data=data["source"], seeds=1, out=str(root), overrides=TOY,
