@@ -219,10 +219,10 @@ EXPERIMENT = Experiment(
     "by `alexnet prepare --size 32`), fashion-mnist, or any image folder (resized to 32 px)",
     seeds=(2, 3),
     cost=("sweep 6 runs × 1 epoch, then 2 seeds × 2 activations until 25% (≤ 40 epochs): "
-          "~47 s an epoch of 10,000 CIFAR-10 images on 2 idle CPU cores (measured); pilots at "
-          "lr 0.003 crossed 25% after 8.3 epochs (ReLU) and >16 (tanh), so ~55 min idle with "
-          "2 seeds, ~30 min with --seeds 1 (the power rule's floor tells with one seed, but "
-          "shows no spread); hours on a loaded machine",
+          "~47 s an epoch of 10,000 CIFAR-10 images on 2 idle CPU cores (measured); seed-0 "
+          "pilots crossed 25% after 8.3 epochs (ReLU, lr 0.003) and 14.2 (tanh, lr 0.01), so "
+          "~52 epochs, ~40 min idle with 2 seeds; ~30 epochs, ~24 min with --seeds 1 (the "
+          "power rule's floor tells with one seed, but shows no spread); longer under load",
           "~1.5 h on one GPU (estimate: 6 sweep runs × 5 epochs, 6 runs ≤ 120 epochs of "
           "50,000 CIFAR-10 images)"),
     varies=("model.activation", "optim.lr", "seed"),
