@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${1:-runs/finetune-hymenoptera}
 SEEDS=${2:-3}
-DATA=${SHARED_DATA:-../shared/data}
+DATA=${ALEXNET_TEST_DATA:?set ALEXNET_TEST_DATA to the folder holding hymenoptera and tiny-imagenet-10}
 mkdir -p "$OUT"
 [ -f "$OUT/ti10/meta.json" ] || alexnet prepare "$DATA/tiny-imagenet-10" "$OUT/ti10"
 [ -f "$OUT/hym/meta.json" ] || alexnet prepare "$DATA/hymenoptera" "$OUT/hym"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fill .gpu-data/ (git-ignored) with what benchmarks/gpu_check.sh reads on a lent GPU machine,
 # which has no network: name `.gpu-data` in the run's `carry` and it travels with the repo.
-#   .gpu-data/tiny-imagenet-10/  raw train/val wnid folders of 64x64 JPEGs (../shared/data)
+#   .gpu-data/tiny-imagenet-10/  raw train/val wnid folders of 64x64 JPEGs ($ALEXNET_TEST_DATA)
 #   .gpu-data/fashion-mnist/     the four idx .gz files (Debian's dataset-fashion-mnist, or
 #                                torchvision's download under data-cache/)
 #   .gpu-data/pylib/             pure-Python fallbacks (tqdm, yaml, pytest and its deps) that
@@ -11,7 +11,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEST="${1:-$ROOT/.gpu-data}"
-TIN="${TINY_IMAGENET_10:-$ROOT/../shared/data/tiny-imagenet-10}"
+TIN="${TINY_IMAGENET_10:-${ALEXNET_TEST_DATA:?set ALEXNET_TEST_DATA to the folder holding tiny-imagenet-10}/tiny-imagenet-10}"
 PY="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}"
 
 fm_src=""

@@ -18,8 +18,8 @@ if ! "$VENV/bin/python" -c "import torch, torchvision" >/dev/null 2>&1; then
 fi
 stamp="$VENV/.alexnet-installed"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-    echo "[bootstrap] installing alexnet (editable), dev tools and export extras"
-    "$VENV/bin/pip" install -q -e "$ROOT[dev,export]"
+    echo "[bootstrap] installing alexnet (editable), dev tools, export, hub and explore extras"
+    "$VENV/bin/pip" install -q -e "$ROOT[dev,export,hub,explore]"
     touch "$stamp"
 fi
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1 \
@@ -29,5 +29,15 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2
         || { apt-get update -qq >/dev/null 2>&1 \
              && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; }) \
         || echo "[bootstrap] could not install dataset-fashion-mnist; torchvision will download it"
+fi
+# Chromium for the explorer's browser test (tests/test_explore_browser.py skips without it;
+# Playwright's own browser download needs the internet).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+    && [ "$(id -u)" = 0 ]; then
+    echo "[bootstrap] installing Debian's chromium"
+    (apt-get install -y -qq chromium >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 \
+             && apt-get install -y -qq chromium >/dev/null 2>&1; }) \
+        || echo "[bootstrap] could not install chromium; the browser test will be skipped"
 fi
 export PATH="$VENV/bin:$PATH"

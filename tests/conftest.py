@@ -43,7 +43,7 @@ def bare_run(model, optimizer, batches, *, log_every: int = 1, epochs: int = 1):
     enough for `train_epoch`, without data, run folder or checkpoints."""
     from types import SimpleNamespace
 
-    from alexnet.train.accel import StepSettings
+    from alexnet.accel.settings import StepSettings
     from alexnet.train.config import RunConfig
     from alexnet.train.distributed import Dist
     from alexnet.train.setup import Training
@@ -192,10 +192,10 @@ def write_checkpoint(path: Path, data: dict | None = None, *, classes: int = 3,
     preprocessing) comes from the real `build_loaders` on that mapping, as training writes it.
     Without `data`: `memory:eval-checkpoint-data`, registered only while writing, so the
     checkpoint works for predict/export but its data cannot be loaded afterwards."""
-    from alexnet.checkpoint import save_checkpoint
     from alexnet.data import DataConfig, build_loaders
     from alexnet.data.memory import registered
     from alexnet.models import create_model
+    from alexnet.weights.checkpoint import save_checkpoint
 
     if data is None:
         with registered(UNREACHABLE, *eval_images(), *eval_images()):

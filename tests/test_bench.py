@@ -1,5 +1,5 @@
 """`alexnet bench`: the training-step and LRN benchmarks run on CPU, compare like with like, and
-the CLI prints them; `bench data` hands over to alexnet.data.bench.bench_loader."""
+the CLI prints them; `bench data` hands over to alexnet.data.loader_speed.bench_loader."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alexnet.bench.lrn import LRNBenchConfig, run_lrn_bench
+from alexnet.bench.lrn_speed import LRNBenchConfig, run_lrn_bench
 from alexnet.bench.plain import TrainBenchConfig, plain_lrn
 from alexnet.bench.timing import time_calls
-from alexnet.bench.train import run_train_bench
+from alexnet.bench.train_speed import run_train_bench
 from alexnet.cli import main
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.models import LocalResponseNorm, create_model
@@ -49,8 +49,8 @@ def test_plain_baseline_computes_the_same_network(alpha_over_n: bool) -> None:
 def test_train_bench_runs_both_steps_on_cpu(native: bool, monkeypatch: pytest.MonkeyPatch,
                                             ) -> None:
     """Both rows in one run, timed in alternating rounds; bf16 only where the CPU has it."""
-    from alexnet.bench.train import format_train_bench
-    from alexnet.train import accel
+    from alexnet.accel import settings as accel
+    from alexnet.bench.train_speed import format_train_bench
 
     monkeypatch.setattr(accel, "native_bf16", lambda: native)
     result = run_train_bench(TrainBenchConfig(model="paper", **(TINY | {"steps": 3,
@@ -77,8 +77,8 @@ def test_train_bench_runs_both_steps_on_cpu(native: bool, monkeypatch: pytest.Mo
 
 def test_plain_step_runs_in_a_process_of_its_own_without_our_allocator_setting() -> None:
     """A user's script runs with glibc's defaults; the benchmark's process keeps freed
-    memory (alexnet.cpu), which would make the plain row faster than the user's step."""
-    from alexnet import cpu
+    memory (alexnet.accel.cpu), which would make the plain row faster than the user's step."""
+    from alexnet.accel import cpu
     from alexnet.bench.plain import PlainProcess
 
     cpu.keep_freed_memory()
@@ -187,9 +187,9 @@ def test_cli_bench_data_calls_bench_loader(monkeypatch: pytest.MonkeyPatch,
         seen.update(source=source, batch_size=batch_size, device=device, num_batches=num_batches)
         return {"images_per_s": 1234.5, "batches": num_batches}
 
-    fake = types.ModuleType("alexnet.data.bench")
+    fake = types.ModuleType("alexnet.data.loader_speed")
     fake.bench_loader = bench_loader
-    monkeypatch.setitem(sys.modules, "alexnet.data.bench", fake)
+    monkeypatch.setitem(sys.modules, "alexnet.data.loader_speed", fake)
     assert main(["bench", "data", "some/folder", "--batch-size", "4", "--batches", "3",
                  "--device", "cpu"]) == 0
     assert seen == {"source": "some/folder", "batch_size": 4, "device": torch.device("cpu"),

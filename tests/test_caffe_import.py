@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from alexnet.checkpoint import load_model
 from alexnet.cli import main
 from alexnet.data import preprocess_images
 from alexnet.data.images import load_image
 from alexnet.errors import CheckpointError, DataError
 from alexnet.models import create_model
-from alexnet.models.caffe import CAFFE_MEAN_BGR, caffe_checkpoint, read_caffemodel
+from alexnet.weights.caffe import CAFFE_MEAN_BGR, caffe_checkpoint, read_caffemodel
+from alexnet.weights.checkpoint import load_model
 from conftest import TEST_DATA_ENV
 
 pytest.importorskip("google.protobuf")

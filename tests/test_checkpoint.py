@@ -8,9 +8,9 @@ from unittest import mock
 import pytest
 import torch
 
-from alexnet.checkpoint import FORMAT, load_checkpoint, load_model, save_checkpoint
 from alexnet.errors import CheckpointError, WriteError
 from alexnet.models import create_model
+from alexnet.weights.checkpoint import FORMAT, load_checkpoint, load_model, save_checkpoint
 
 
 def model_state(name: str = "paper", num_classes: int = 10) -> dict:
@@ -64,7 +64,7 @@ def test_wrong_files_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_a_run_folder_means_its_best_checkpoint(tmp_path: Path) -> None:
-    from alexnet.checkpoint import resolve_checkpoint_path
+    from alexnet.weights.checkpoint import resolve_checkpoint_path
 
     save_checkpoint(model_state("paper", 10), tmp_path / "last.pt")
     assert resolve_checkpoint_path(tmp_path) == tmp_path / "last.pt"
@@ -87,7 +87,7 @@ def test_model_and_class_mismatch_name_both(tmp_path: Path) -> None:
 
 def test_the_word_torchvision_names_pretrained_weights_and_dot_slash_a_path(
         tmp_path: Path, monkeypatch) -> None:
-    from alexnet.checkpoint import resolve_checkpoint_path
+    from alexnet.weights.checkpoint import resolve_checkpoint_path
 
     monkeypatch.chdir(tmp_path)
     save_checkpoint(model_state("paper", 10), tmp_path / "torchvision" / "last.pt")

@@ -38,7 +38,7 @@ def test_summary_json_agrees_with_model(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_summary_options(capsys: pytest.CaptureFixture) -> None:
-    out = run_json(capsys, "summary", "paper", "-o", "lrn=false", "-o", "image_size=112",
+    out = run_json(capsys, "summary", "paper", "model.lrn=false", "image_size=112",
                    "--num-classes", "10", "--json")
     assert not any("LocalResponseNorm" in layer["kind"] for layer in out["layers"])
     assert out["layers"][-1]["output_shape"] == [10]

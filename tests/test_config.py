@@ -229,9 +229,9 @@ def test_one_key_value_parser():
 
 
 def test_summary_options_use_the_same_parser(capsys):
-    assert main(["summary", "paper", "-o", "lrn"]) == 2
+    assert main(["summary", "paper", "lrn"]) == 2
     assert "option 'lrn' is not KEY=VALUE" in capsys.readouterr().err
-    assert main(["summary", "paper", "-o", "dropout=2e-1", "--json"]) == 0  # 0.2, not '2e-1'
+    assert main(["summary", "paper", "model.dropout=2e-1", "--json"]) == 0  # 0.2, not '2e-1'
 
 
 # ---------------------------------------------------------------- through the CLI, before data

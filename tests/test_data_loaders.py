@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from alexnet.data import DataConfig, build_loaders, load_image, preprocess_images
-from alexnet.data.bench import bench_loader
+from alexnet.data.loader_speed import bench_loader
 from alexnet.errors import ConfigError, DataError
 from test_data_sources import make_cifar10, make_fashion_mnist, make_tree
 

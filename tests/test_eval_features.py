@@ -141,7 +141,7 @@ def test_features_then_neighbors_finds_the_query_itself(tmp_path, eval_data, cap
     assert main(["features", str(ckpt), "--data", data["source"], "--split", "val",
                  "--out", str(tmp_path / "f2.pt")]) == 0
     assert "10 feature vectors of 4096" in capsys.readouterr().out
-    assert main(["neighbors", str(tmp_path / "f2.pt"), str(query), "-k", "3", "--json"]) == 0
+    assert main(["neighbors", str(tmp_path / "f2.pt"), str(query), "--topk", "3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["queries"][0]["neighbors"][0]["index"] == 6
     other = write_checkpoint(tmp_path / "other.pt", data, seed=1)  # same model, other weights
@@ -149,5 +149,5 @@ def test_features_then_neighbors_finds_the_query_itself(tmp_path, eval_data, cap
                  str(other)]) == 2
     assert "whose weights differ" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: "-k: expected a number >= 1"
-        main(["neighbors", str(tmp_path / "f2.pt"), str(query), "-k", "0"])
+        main(["neighbors", str(tmp_path / "f2.pt"), str(query), "--topk", "0"])
     assert "expected a number >= 1" in capsys.readouterr().err

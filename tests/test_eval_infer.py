@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.cli import main
 from alexnet.data import DataConfig, build_loaders
 from alexnet.errors import AlexNetError, CheckpointError
@@ -26,6 +25,7 @@ from alexnet.evaluation import (
 )
 from alexnet.evaluation.checkpoints_eval import evaluate_checkpoints
 from alexnet.models import create_model
+from alexnet.weights.checkpoint import load_checkpoint, load_model
 from conftest import EVAL_SIZE as SIZE
 from conftest import eval_images, hand_views, sensitive, write_checkpoint
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from alexnet.cli import main
 from alexnet.evaluation.checkpoints import display_names
-from alexnet.evaluation.predict import checkpoint_predictor, predict_files
+from alexnet.evaluation.predict import load_classifier, predict_files
 from conftest import eval_images, hand_views, write_checkpoint
 
 
@@ -45,13 +45,13 @@ def test_predict_json_on_a_generated_image(ckpt, tmp_path, capsys):
     state = torch.load(ckpt, weights_only=True)
     x = hand_views(eval_images(4)[0][:1], state["data"]["normalization"])
     with torch.no_grad():
-        p = torch.softmax(checkpoint_predictor(str(ckpt), device="cpu").model(x), 1)[0]
+        p = torch.softmax(load_classifier(str(ckpt), device="cpu")(x), 1)[0]
     assert preds[0]["prob"] == pytest.approx(p.max().item(), rel=1e-5)
 
 
 def test_ten_views_and_all_classes_sum_to_one(ckpt, tmp_path):
     img = _png(tmp_path / "a.png", 1)
-    predictor = checkpoint_predictor(str(ckpt), views="ten")
+    predictor = load_classifier(str(ckpt), views="ten")
     [r] = predict_files(predictor, [str(img)], topk=10)
     assert len(r["predictions"]) == 3  # capped at the class count
     assert sum(p["prob"] for p in r["predictions"]) == pytest.approx(1.0, abs=1e-5)

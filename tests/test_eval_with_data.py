@@ -49,7 +49,7 @@ def test_cli_end_to_end_on_an_image_folder(run, capsys):
     assert main(["features", ckpt, "--split", "train", "--out", str(feats)]) == 0
     capsys.readouterr()
     fig = run / "nn.png"
-    assert main(["neighbors", str(feats), img, "-k", "3", "--figure", str(fig), "--json"]) == 0
+    assert main(["neighbors", str(feats), img, "--topk", "3", "--out", str(fig), "--json"]) == 0
     nn = json.loads(capsys.readouterr().out)
     assert len(nn["queries"][0]["neighbors"]) == 3 and fig.stat().st_size > 1000
 

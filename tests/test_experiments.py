@@ -13,7 +13,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alexnet.checkpoint import save_checkpoint
 from alexnet.cli import main
 from alexnet.errors import ConfigError
 from alexnet.experiments import report_experiment, run_experiment
@@ -21,9 +20,10 @@ from alexnet.experiments.arms import arm_state
 from alexnet.experiments.relu_tanh import epochs_to
 from alexnet.experiments.verdict import AGREES, DISAGREES, INCONCLUSIVE, verdict
 from alexnet.models import create_model
-from alexnet.models.cifar import LocallyConnected2d
+from alexnet.models.cifar4 import LocallyConnected2d
 from alexnet.models.lrn import LocalResponseNorm
 from alexnet.models.profile import layer_table
+from alexnet.weights.checkpoint import save_checkpoint
 from conftest import on_train_batch
 
 # a few steps per arm: the experiments' own epochs and batches are far too many for a test

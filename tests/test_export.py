@@ -7,10 +7,10 @@ import warnings
 import pytest
 import torch
 
-from alexnet.checkpoint import load_model
 from alexnet.cli import main
 from alexnet.errors import AlexNetError, CheckpointError, ConfigError
-from alexnet.evaluation.export import example_input, export_checkpoint, load_safetensors
+from alexnet.weights.checkpoint import load_model
+from alexnet.weights.export import example_input, export_checkpoint, load_safetensors
 from conftest import write_checkpoint
 
 
@@ -34,7 +34,7 @@ def test_safetensors_round_trip_is_exact(ckpt, tmp_path):
 def test_onnx_matches_pytorch_with_onnxruntime(ckpt, tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from alexnet.evaluation.export import run_onnx
+    from alexnet.weights.export import run_onnx
 
     r = export_checkpoint(ckpt, "onnx", tmp_path / "m.onnx")
     assert r["max_abs_diff"] is not None and r["bytes"] > 1_000_000
@@ -71,7 +71,7 @@ def test_export_errors(ckpt, tmp_path, capsys):
 
 def test_export_detects_a_wrong_file(ckpt, tmp_path, monkeypatch):
     """The check compares outputs: a writer that corrupts the weights is caught."""
-    import alexnet.evaluation.export as export
+    import alexnet.weights.export as export
 
     real = export.export_safetensors
 
@@ -88,7 +88,7 @@ def test_export_detects_a_wrong_file(ckpt, tmp_path, monkeypatch):
 
 
 def test_export_refuses_nan_outputs_and_removes_the_file(ckpt, tmp_path, monkeypatch):
-    import alexnet.evaluation.export as export
+    import alexnet.weights.export as export
 
     pytest.importorskip("safetensors")
     monkeypatch.setattr(export, "load_safetensors",

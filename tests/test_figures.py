@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import alexnet.figures.confusion as confusion_module
-import alexnet.figures.kernels as kernels_module
+import alexnet.figures.conv1_kernels as kernels_module
 import alexnet.figures.neighbors as neighbors_module
 import alexnet.figures.predictions as predictions_module
 from alexnet.figures import (
@@ -82,7 +82,7 @@ def test_conv1_kernels_one_block_per_tower(tmp_path):
 def test_conv1_blocks_hold_their_towers_channels(tmp_path, monkeypatch):
     """Channels [0:48] go to the first block and [48:96] to the second."""
     seen = []
-    import alexnet.figures.kernels as kernels
+    import alexnet.figures.conv1_kernels as kernels
 
     real = kernels.make_grid
     monkeypatch.setattr(kernels, "make_grid", lambda t, **kw: seen.append(t) or real(t, **kw))

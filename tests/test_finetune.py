@@ -8,12 +8,12 @@ import pytest
 import torch
 import yaml
 
-from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.models import create_model
-from alexnet.pretrained import IMAGENET_STD
 from alexnet.train.finetune import adapt_conv1, freeze, paper_layers, transfer
+from alexnet.weights.checkpoint import load_checkpoint
+from alexnet.weights.torchvision_weights import imagenet_normalization
 from conftest import register_separable
 
 
@@ -184,4 +184,4 @@ def test_torchvision_weights_start_a_run_on_three_classes(tmp_path, sources):
     assert record["model"] == "owt" and record["replaced"] == ["fc8"]
     # torchvision's normalisation (ImageNet mean and std on 0..255 pixels), not the data's
     assert torch.allclose(state["data"]["normalization"]["std"].flatten(),
-                          torch.tensor(IMAGENET_STD) * 255)
+                          imagenet_normalization()["std"].flatten())

@@ -54,7 +54,7 @@ def test_grey_models_are_refused():
 
 def test_the_kernels_command(tmp_path, capsys):
     ckpt = write_checkpoint(tmp_path / "m.pt")
-    assert main(["kernels", str(ckpt), "--json", "--figure", str(tmp_path / "k.png")]) == 0
+    assert main(["kernels", str(ckpt), "--json", "--out", str(tmp_path / "k.png")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["kernels"] == 96 and len(out["chroma"]) == 96 and len(out["towers"]) == 2
     assert (tmp_path / "k.png").stat().st_size > 1000

@@ -24,7 +24,7 @@ PARAMS = {
 
 
 def test_registry_lists_every_variant() -> None:
-    assert list_models() == [*PARAMS, "cifar4"]  # cifar4: models/cifar.py, not an AlexNet
+    assert list_models() == [*PARAMS, "cifar4"]  # cifar4: models/cifar4.py, not an AlexNet
     assert alexnet.list_models() == [*PARAMS, "cifar4"]
 
 
@@ -299,7 +299,7 @@ def test_remove_conv_init_follows_the_layer_names() -> None:
 
 
 def test_checkpoints_without_remove_conv_load_the_full_net() -> None:
-    from alexnet.checkpoint import load_model
+    from alexnet.weights.checkpoint import load_model
 
     model = create_model("paper", num_classes=3, image_size=64)
     config = {k: v for k, v in model.config.items() if k != "remove_conv"}  # an older file
@@ -334,6 +334,6 @@ def test_remove_conv_in_the_run_config_and_summary(capsys: pytest.CaptureFixture
         model = cfg.model.kwargs()
         assert check_model_options("paper", model) == []
     assert "has no option 'remove_conv'" in check_model_options("owt", {"remove_conv": 4})[0]
-    assert main(["summary", "paper", "-o", "remove_conv=4"]) == 0
+    assert main(["summary", "paper", "model.remove_conv=4"]) == 0
     out = capsys.readouterr().out
     assert "features.conv4" not in out and "total parameters 60,301,288" in out

@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-import alexnet.pretrained as pretrained
-from alexnet.checkpoint import FORMAT, load_checkpoint, load_model
+import alexnet.weights.torchvision_weights as pretrained
 from alexnet.cli import main
 from alexnet.data import DataConfig, build_loaders, load_image
 from alexnet.data.memory import registered
@@ -23,8 +22,9 @@ from alexnet.errors import CheckpointError, ConfigError
 from alexnet.evaluation.checkpoints_eval import evaluate_checkpoints
 from alexnet.evaluation.features import load_features, make_features
 from alexnet.evaluation.metrics import topk_error
-from alexnet.evaluation.predict import predict_files, torchvision_predictor
+from alexnet.evaluation.predict import predict_files, torchvision_classifier
 from alexnet.evaluation.retrieval import find_neighbors
+from alexnet.weights.checkpoint import FORMAT, load_checkpoint, load_model
 from conftest import EVAL_SIDE, eval_images, hand_views, sensitive, write_checkpoint
 
 EXPECTED_LINE = ("torchvision AlexNet_Weights.IMAGENET1K_V1 reports 43.48% / 20.93% top-1/top-5 "
@@ -116,20 +116,27 @@ def test_a_torchvision_state_dict_loads_as_an_owt_checkpoint(tv):
         assert torch.equal(ours(x), model(x))
 
 
-def test_constants_match_torchvisions_weights_meta():
+def test_torchvisions_weights_are_read_through_its_public_api(monkeypatch):
     from torchvision.models import AlexNet_Weights
 
     w = AlexNet_Weights.IMAGENET1K_V1
-    assert w.url == pretrained.TORCHVISION_URL
-    assert w.url.endswith(f"-{pretrained.TORCHVISION_SHA256_PREFIX}.pth")
+    assert pretrained.torchvision_weights() is w
+    assert pretrained.hub_file().name == w.url.rsplit("/", 1)[1]
+    assert w.url.endswith(f"-{pretrained.hash_prefix(w.url)}.pth")
     acc = w.meta["_metrics"]["ImageNet-1K"]
     published = {"top1_err": 1 - acc["acc@1"] / 100, "top5_err": 1 - acc["acc@5"] / 100}
-    assert published == pytest.approx(pretrained.TORCHVISION_EXPECTED, abs=1e-9)
+    assert pretrained.published_errors() == pytest.approx(published, abs=1e-9)
     t = w.transforms()
-    assert (t.resize_size, t.crop_size) == ([256], [224])
-    assert (tuple(t.mean), tuple(t.std)) == (pretrained.IMAGENET_MEAN, pretrained.IMAGENET_STD)
+    assert pretrained.torchvision_preprocess() == {"resize": t.resize_size[0],
+                                                   "crop": t.crop_size[0], "channels": 3,
+                                                   "size": t.crop_size[0]}
+    norm = pretrained.imagenet_normalization()
+    assert torch.allclose(norm["mean"].flatten(), torch.tensor(t.mean) * 255)
+    assert torch.allclose(norm["std"].flatten(), torch.tensor(t.std) * 255)
     names = class_names(pretrained.imagenet_wnids())
-    assert names[0] == w.meta["categories"][0] == "tench"
+    assert names == w.meta["categories"] and names[0] == "tench"
+    with pytest.raises(CheckpointError, match="names no hash prefix"):
+        pretrained.hash_prefix("https://example.org/alexnet.pth")
 
 
 def test_the_word_torchvision_reads_the_hub_cache_and_attaches_the_published_errors(
@@ -148,7 +155,7 @@ def test_torchvision_offline_and_not_cached_is_one_clear_error(hub, capsys, tmp_
     with pytest.raises(CheckpointError, match="could not be downloaded.*copy the file to "
                                               f"{folder}/alexnet-owt-7be5be79.pth"):
         load_checkpoint("torchvision")
-    assert attempts == [pretrained.TORCHVISION_URL]
+    assert attempts == [pretrained.torchvision_weights().url]
     img = tmp_path / "x.png"
     Image.new("RGB", (40, 30)).save(img)
     for argv in (["predict", "torchvision", str(img)],
@@ -296,7 +303,7 @@ def test_predict_torchvision_and_its_weights_alias_answer_alike(cached, tmp_path
         assert main(argv) == 0
         answers.append(json.loads(capsys.readouterr().out)[0]["predictions"])
     assert answers[0] == answers[1] == answers[2]
-    [r] = predict_files(torchvision_predictor(device="cpu"), [str(img)])  # the Python API
+    [r] = predict_files(torchvision_classifier(device="cpu"), [str(img)])  # the Python API
     assert r["predictions"] == answers[0]
     assert cached[1] == []
     import torchvision

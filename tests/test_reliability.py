@@ -128,8 +128,8 @@ def full_disk(monkeypatch):
 
 
 def test_a_full_disk_during_a_checkpoint_is_one_error_and_no_partial_file(tmp_path, full_disk):
-    from alexnet.checkpoint import save_checkpoint
     from alexnet.errors import WriteError
+    from alexnet.weights.checkpoint import save_checkpoint
 
     full_disk()
     with pytest.raises(WriteError, match=r"cannot write .*last\.pt: no space left"):
@@ -361,8 +361,8 @@ def test_cuda_without_a_gpu_is_one_line_everywhere(tmp_path, monkeypatch, capsys
     (["--num-classes", "0"], "--num-classes=0: expected a whole number >= 1"),
     (["--num-classes", "-3"], "--num-classes=-3"),
     (["--num-classes", "300000000"], "would have"),
-    (["-o", "dropout=1.5"], "-o dropout=1.5: expected a probability in [0, 1)"),
-    (["-o", "lrn=maybe"], "-o lrn='maybe': expected true or false"),
+    (["model.dropout=1.5"], "model.dropout=1.5: expected a probability in [0, 1)"),
+    (["lrn=maybe"], "model.lrn='maybe': expected true or false"),
 ])
 def test_summary_refuses_impossible_models_in_one_line(flags, named, capsys):
     assert main(["summary", "paper", *flags]) == 2
@@ -451,8 +451,8 @@ def _error_of(fn, *args) -> str:
 def _tiny_checkpoint(path: Path) -> Path:
     import torch
 
-    from alexnet.checkpoint import save_checkpoint
     from alexnet.models import create_model
+    from alexnet.weights.checkpoint import save_checkpoint
 
     model = create_model("paper", num_classes=2, image_size=64)
     return save_checkpoint({
@@ -742,7 +742,7 @@ def test_a_full_disk_during_features_and_figures_is_one_error(tmp_path, full_dis
 
     from alexnet.errors import WriteError
     from alexnet.evaluation.features import save_features
-    from alexnet.figures.kernels import conv1_kernels_figure
+    from alexnet.figures.conv1_kernels import conv1_kernels_figure
 
     full_disk()
     with pytest.raises(WriteError, match=r"cannot write .*f\.pt: no space left"):
@@ -829,12 +829,12 @@ def test_config_yaml_is_utf8(tmp_path):
 def test_a_checkpoint_without_its_preprocessing_is_one_error(tmp_path):
     import torch
 
-    from alexnet.evaluation.predict import checkpoint_predictor
+    from alexnet.evaluation.predict import load_classifier
 
     ckpt = _tiny_checkpoint(tmp_path / "best.pt")
     state = torch.load(ckpt, weights_only=True)
     del state["data"]["preprocess"]["channels"]
     torch.save(state, ckpt)
     with pytest.raises(DataError, match=r"incomplete or malformed \(KeyError: .channels.\)"):
-        checkpoint_predictor(str(ckpt), device="cpu").transform([torch.zeros(3, 70, 70,
-                                                                             dtype=torch.uint8)])
+        load_classifier(str(ckpt), device="cpu").transforms([torch.zeros(3, 70, 70,
+                                                                         dtype=torch.uint8)])

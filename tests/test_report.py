@@ -60,7 +60,7 @@ def test_report_with_data_has_every_figure_and_the_error_table(run_dir, six, tmp
         assert head in html
     assert f"this run: best.pt evaluated on {six}" in html
     assert "training log, last epoch (4)" in html and "30.00%" in html  # 0.6 - 0.3
-    assert f"Evaluated best.pt on {six} (6 images) with center and ten views" in html
+    assert f"Evaluated best.pt on {six} (all 6 images) with center and ten views" in html
     assert "recipe: test" in html  # the resolved config
     assert "epoch 3: lr 0.001" in html
     assert "http" not in html.replace("http-equiv", "")  # self-contained: nothing fetched
@@ -75,6 +75,9 @@ def test_report_limit_evaluates_the_first_images(run_dir, six, tmp_path):
     r = build_report(run_dir, tmp_path / "rep", data=six, progress=False, device="cpu", limit=4)
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "its first 4 images" in r["status"] and f"first 4 images of {six}" in html
+    every = build_report(run_dir, tmp_path / "rep6", data=six, progress=False, device="cpu",
+                         limit=6)  # a limit of the split's size is all of it
+    assert "all 6 images" in every["status"] and "first" not in every["status"]
 
 
 def test_report_of_a_quick_run_limits_itself(tmp_path, six, monkeypatch):
@@ -86,7 +89,7 @@ def test_report_of_a_quick_run_limits_itself(tmp_path, six, monkeypatch):
     assert "its first 3 images" in r["status"] and "--limit all" in r["status"]
     full = build_report(tmp_path / "run", tmp_path / "all", data=six, progress=False,
                         device="cpu", limit=None)
-    assert "(6 images)" in full["status"]
+    assert "(all 6 images)" in full["status"]
 
 
 def test_report_leaves_out_ten_views_for_runs_without_crops(tmp_path, eval_data):

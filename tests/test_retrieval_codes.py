@@ -210,11 +210,11 @@ def test_retrieval_precision_of_a_checkpoint_on_its_data(tmp_path, eval_data, ca
     assert codes["euclidean"]["precision"] == r["features"]
     assert set(codes["codes"]) == {64} and codes["codes"][64]["bytes_per_image"] == 8
     assert codes["codes"][64]["queries_per_s"] > 0
-    assert main(["retrieval", str(ckpt), "-k", "3", "--stored-limit", "12", "--json"]) == 0
+    assert main(["retrieval", str(ckpt), "--topk", "3", "--stored-limit", "12", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["stored"] == 12 and out["pixels"] == 1.0 and "codes" not in out
     # Fig. 4 for a few queries, by the features and by the pixels
-    assert main(["retrieval", str(ckpt), "-k", "3", "--figure", str(tmp_path / "f4.png")]) == 0
+    assert main(["retrieval", str(ckpt), "--topk", "3", "--out", str(tmp_path / "f4.png")]) == 0
     printed = capsys.readouterr().out
     for name in ("f4.png", "f4-pixels.png"):
         assert (tmp_path / name).stat().st_size > 1000 and name in printed
@@ -260,7 +260,7 @@ def test_features_with_codes_then_hamming_neighbors(tmp_path, eval_data, capsys)
     assert r["distance"] == "hamming (128 bits)" and first[0]["distance"] == 0
     assert 6 in [n["index"] for n in first if n["distance"] == 0]
     assert main(["neighbors", str(tmp_path / "f.pt"), str(query), "--hamming", "64",
-                 "-k", "3"]) == 0
+                 "--topk", "3"]) == 0
     assert "hamming (64 bits) distance" in capsys.readouterr().out
     # the Euclidean search of the same file is unchanged
     assert find_neighbors(tmp_path / "f.pt", [str(query)], k=1, progress=False)[

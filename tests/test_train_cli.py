@@ -21,11 +21,15 @@ def test_train_errors_are_printed_without_a_traceback(capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_gpus_relaunches_through_torchrun(monkeypatch):
+def test_gpus_relaunches_through_torchrun(monkeypatch, capsys):
     seen = []
     monkeypatch.setattr(torch.distributed.run, "main", seen.append)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    assert main(["train", "--gpus", "2", "--recipe", "paper", "--data", "/d", "--out", "/r",
-                 "epochs=3"]) == 0
-    assert seen == [["--standalone", "--nproc_per_node=2", "-m", "alexnet", "train",
-                     "--recipe=paper", "--data=/d", "--out=/r", "epochs=3"]]
+    argv = ["train", "--gpus", "2", "--recipe", "paper", "--data", "/d", "--out", "/r"]
+    assert main([*argv, "epochs=3"]) == 2  # no CUDA: refused before torchrun starts
+    assert "CUDA is not available" in capsys.readouterr().err and seen == []
+    assert main([*argv, "epochs=3", "device=cpu"]) == 0  # CPU processes, asked for
+    assert main([*argv, "--device", "cpu", "epochs=3"]) == 0
+    head = ["--standalone", "--nproc_per_node=2", "-m", "alexnet", "train",
+            "--recipe=paper", "--data=/d", "--out=/r"]
+    assert seen == [[*head, "epochs=3", "device=cpu"], [*head, "device=cpu", "epochs=3"]]

@@ -68,7 +68,7 @@ def test_final_validation_error_equals_eval_and_report_of_last_pt(tmp_path, sepa
 
 def test_eval_amp_reproduces_a_bf16_validation(tmp_path, separable_data, capsys):
     """With amp=true, training validates under bf16 autocast where the device runs bf16
-    natively (train/accel.py); `alexnet eval --amp` applies the same rule, so it gives the
+    natively (accel/settings.py); `alexnet eval --amp` applies the same rule, so it gives the
     logged numbers on any CPU (fp32 on both sides where bf16 is not native)."""
     data = separable_data(n=32, val=16, size=64, classes=8)
     cfg = resolve_config({"recipe": "test", "model": {"name": "paper", "image_size": 64},

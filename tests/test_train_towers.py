@@ -51,9 +51,9 @@ def test_one_tower_models_are_refused():
 
 def test_the_loop_trains_with_towers_and_saves_one_device_checkpoints(tmp_path,
                                                                       separable_data):
-    from alexnet.checkpoint import load_model
     from alexnet.train.config import resolve_config
     from alexnet.train.loop import train
+    from alexnet.weights.checkpoint import load_model
 
     cfg = resolve_config({"model": {"name": "paper", "image_size": 64}, "epochs": 1,
                           "train_batches": 2, "batch_size": 8, "quick": False, "device": "cpu",

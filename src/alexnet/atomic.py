@@ -1,7 +1,7 @@
 """Every file the package writes goes through here: a temporary file in the target's folder,
 flushed and fsynced, then renamed over the target. A crash, a kill or a full disk leaves the old
 file or the new one, never a torn one; a failed write removes its temporary file and becomes one
-`WriteError` naming the path.
+`WriteError` naming the path. Files get the permissions the umask gives (as `open` would).
 
 Temporary files are named `.<name>.<random>.tmp`; `remove_stale_temps` deletes those a killed
 process left behind (call it only where no other process can be writing, e.g. under a run's lock).
@@ -42,6 +42,21 @@ def write_error(path: str | os.PathLike, err: OSError) -> WriteError:
     return WriteError(f"cannot write {path}: {reason}")
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells (/proc), else by the
+    classic set-and-restore."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_folder(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -66,7 +81,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
                                     dir=path.parent)
-        os.close(fd)
+        try:  # mkstemp makes it 0600; the file gets what open() would give: 0644 under 022
+            os.fchmod(fd, 0o666 & ~_umask())
+        finally:
+            os.close(fd)
     except OSError as err:
         raise write_error(path, err) from None
     tmp = Path(name)

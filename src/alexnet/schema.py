@@ -110,7 +110,7 @@ def parse_value(text: str) -> Any:
 def parse_overrides(items: list[str], *, what: str = "override",
                     example: str = "optim.lr=0.02") -> dict[str, Any]:
     """["optim.lr=0.02", "epochs=3"] -> {"optim.lr": 0.02, "epochs": 3}: the one KEY=VALUE
-    parser (`alexnet train`, `alexnet summary -o`)."""
+    parser (`alexnet train`, `alexnet summary`)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")

@@ -1,9 +1,9 @@
 """The plain fp32 eager step of `alexnet bench train` on a CPU, timed in a process of its own.
 
 A user's own training script runs with what the process starts with. Ours changes the
-allocator process-wide (`alexnet.cpu.keep_freed_memory`: glibc keeps freed large blocks instead
-of giving them back), so in the benchmark's process the plain step would run faster than the
-same step in the user's: measured on a 2-core Xeon, `paper` at 64 px, batch 32, 192 vs 255 ms
+allocator process-wide (`alexnet.accel.cpu.keep_freed_memory`: glibc keeps freed large blocks
+instead of giving them back), so in the benchmark's process the plain step would run faster than
+the same step in the user's: measured on a 2-core Xeon, `paper` at 64 px, batch 32, 192 vs 255 ms
 per step.
 The child is started with `spawn` (a fresh interpreter) and builds the same network from the same
 seed; the parent hands it its rounds in turn, and each side waits idle while the other runs.
@@ -40,7 +40,7 @@ class TrainBenchConfig:
     num_classes: int = 1000
     in_channels: int = 3  # 1: Fashion-MNIST, as the default recipe's QUICK mode
     device: str = "auto"
-    # None: what the device does best (alexnet.train.accel.step_settings): all on with CUDA;
+    # None: what the device does best (alexnet.accel.step_settings): all on with CUDA;
     # on a CPU bf16 where it is native, channels_last and compile (model and update) together
     amp: bool | None = None  # bf16 autocast
     channels_last: bool | None = None
@@ -104,7 +104,7 @@ def make_plain_step(template: torch.nn.Module, device: torch.device) -> StepFn:
 
 
 def _worker(conn: Connection, cfg_fields: dict[str, Any], threads: int) -> None:
-    from alexnet import cpu
+    from alexnet.accel import cpu
     from alexnet.bench.timing import time_calls
 
     try:

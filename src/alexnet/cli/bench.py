@@ -1,9 +1,11 @@
-"""`alexnet bench train|lrn|data`: parse and dispatch to alexnet.bench and alexnet.data.bench."""
+"""`alexnet bench train|lrn|data`: parse and dispatch to alexnet.bench and
+alexnet.data.loader_speed."""
 
 from __future__ import annotations
 
 import argparse
-import json
+
+from alexnet.cli import flags
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,17 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "plain step runs in a process of its own, as a user's "
                                    "script would).")
     t.add_argument("--model", default="paper", help="a name from `alexnet models`")
-    t.add_argument("--batch-size", type=int, default=128)
+    flags.add_batch_size(t)
     t.add_argument("--steps", type=int, default=50, help="timed steps per configuration")
     t.add_argument("--warmup", type=int, default=10, help="untimed steps first")
     t.add_argument("--image-size", type=int, default=224, help="e.g. 64 for a quick CPU run")
-    t.add_argument("--num-classes", type=int, default=1000)
+    t.add_argument("--num-classes", type=int, default=1000, help="outputs of the last layer")
     t.add_argument("--in-channels", type=int, default=3, choices=[1, 3],
                    help="1: grey images, as the default recipe (Fashion-MNIST)")
     t.add_argument("--rounds", type=int, default=5,
                    help="CPU: alternating timed rounds of the two steps (default 5); the "
                         "plain one runs in a process of its own")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    flags.add_device(t)
     t.add_argument("--compile-mode", default="default",
                    choices=["default", "reduce-overhead", "max-autotune",
                             "max-autotune-no-cudagraphs"],
@@ -42,12 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         t.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None,
                        action=argparse.BooleanOptionalAction,
                        help=f"{what} in the optimised step (default: what the device does "
-                            "best; see alexnet.train.accel)")
+                            "best; see alexnet.accel)")
     t.add_argument("--no-fused-lrn", dest="fused_lrn", action="store_false",
                    help="keep the plain PyTorch LRN in the optimised step")
     t.add_argument("--no-baseline", dest="baseline", action="store_false",
                    help="time only the optimised step")
-    t.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    flags.add_json(t)
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("lrn", help="LRN forward+backward vs a ReLU on the same tensor",
@@ -55,32 +57,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "LRNs and a ReLU on one tensor (default conv1's output at "
                                    "batch 128: 128x96x55x55).")
     r.add_argument("--shape", type=int, nargs=4, default=[128, 96, 55, 55],
-                   metavar=("B", "C", "H", "W"))
-    r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    r.add_argument("--channels-last", action="store_true")
-    r.add_argument("--device", default="auto")
+                   metavar=("B", "C", "H", "W"), help="the tensor's shape")
+    r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="the tensor's dtype")
+    r.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    flags.add_device(r)
     r.add_argument("--iters", type=int, help="timed calls (default 50 on CUDA, 3 on CPU)")
     r.add_argument("--warmup", type=int, help="untimed calls first (default 10 / 1)")
     r.add_argument("--alpha-convention", choices=["alpha/n", "alpha"], default="alpha/n",
                    help="alpha/n: the released code and torch; alpha: the paper's formula")
     r.add_argument("--compile-reference", action="store_true",
                    help="also time the plain LRN under torch.compile")
-    r.add_argument("--json", action="store_true")
+    flags.add_json(r)
     r.set_defaults(func=cmd_lrn)
 
     d = sub.add_parser("data", help="batches/s of the data loader",
                        description="Throughput of the training loader on SOURCE "
-                                   "(alexnet.data.bench.bench_loader).")
+                                   "(alexnet.data.loader_speed.bench_loader).")
     d.add_argument("source", help="fashion-mnist, cifar10 or a path")
-    d.add_argument("--batch-size", type=int, default=128)
-    d.add_argument("--batches", type=int, default=50)
-    d.add_argument("--device", default="auto")
-    d.add_argument("--json", action="store_true")
+    flags.add_batch_size(d)
+    d.add_argument("--batches", type=int, default=50, help="batches timed")
+    flags.add_device(d)
+    flags.add_json(d)
     d.set_defaults(func=cmd_data)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from alexnet.bench.train import TrainBenchConfig, format_train_bench, run_train_bench
+    from alexnet.bench.train_speed import TrainBenchConfig, format_train_bench, run_train_bench
 
     cfg = TrainBenchConfig(model=args.model, batch_size=args.batch_size, steps=args.steps,
                            warmup=args.warmup, image_size=args.image_size,
@@ -90,30 +93,36 @@ def cmd_train(args: argparse.Namespace) -> int:
                            compile_mode=args.compile_mode, fused_lrn=args.fused_lrn,
                            baseline=args.baseline, progress=not args.json)
     result = run_train_bench(cfg)
-    print(json.dumps(result, indent=2) if args.json else format_train_bench(result))
+    if args.json:
+        flags.emit_json(args, result)
+    else:
+        print(format_train_bench(result))
     return 0
 
 
 def cmd_lrn(args: argparse.Namespace) -> int:
-    from alexnet.bench.lrn import LRNBenchConfig, format_lrn_bench, run_lrn_bench
+    from alexnet.bench.lrn_speed import LRNBenchConfig, format_lrn_bench, run_lrn_bench
 
     cfg = LRNBenchConfig(shape=tuple(args.shape), dtype=args.dtype,
                          channels_last=args.channels_last, device=args.device, iters=args.iters,
                          warmup=args.warmup, alpha_over_n=args.alpha_convention == "alpha/n",
                          compile_reference=args.compile_reference, progress=not args.json)
     result = run_lrn_bench(cfg)
-    print(json.dumps(result, indent=2) if args.json else format_lrn_bench(result))
+    if args.json:
+        flags.emit_json(args, result)
+    else:
+        print(format_lrn_bench(result))
     return 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from alexnet.data.bench import bench_loader
+    from alexnet.data.loader_speed import bench_loader
     from alexnet.devices import resolve_device
 
     result = bench_loader(args.source, batch_size=args.batch_size,
                           device=resolve_device(args.device), num_batches=args.batches)
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        flags.emit_json(args, result)
     else:
         for key, value in result.items():
             print(f"{key:<24} {value:.4g}" if isinstance(value, float) else f"{key:<24} {value}")

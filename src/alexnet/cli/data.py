@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from alexnet.cli import flags
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `alexnet` parser."""
@@ -14,12 +16,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Unreadable files are skipped and listed in DEST/skipped.txt.")
     p.add_argument("src", metavar="SRC", help="class-per-folder image tree or ILSVRC-2012 tree")
     p.add_argument("dest", metavar="DEST", help="output folder")
-    p.add_argument("--quality", type=int, default=90, help="JPEG quality 1-100 (default 90)")
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality 1-100")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: one per CPU core)")
-    p.add_argument("--size", type=int, default=256, help="image side (default 256, §2)")
+    p.add_argument("--size", type=int, default=256, help="image side (§2)")
     p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="held out per class when SRC has no val/ folder (default 0.1)")
+                   help="held out per class when SRC has no val/ folder")
+    flags.add_json(p)
     p.set_defaults(func=run_prepare)
 
 
@@ -28,6 +31,9 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     meta = prepare(args.src, args.dest, size=args.size, quality=args.quality,
                    workers=args.workers, val_fraction=args.val_fraction)
+    if args.json:
+        flags.emit_json(args, {**meta, "dest": str(args.dest)})
+        return 0
     if meta["already"]:
         print(f"{args.dest} is already prepared from {meta['source']}: nothing to do")
         return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-OVERRIDE_HELP = ("KEY=VALUE for every arm: the keys of `alexnet train` (`alexnet recipes --keys`), "
+from alexnet.cli import flags
+
+OVERRIDE_HELP = ("for every arm: the keys of `alexnet train` (`alexnet recipes --keys`), "
                  "e.g. epochs=3 data.workers=0; the keys the experiment sets per arm, "
                  "data.source (--data) and quick (--full) are refused")
 
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "and judge the result against the paper's number.")
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     ls = sub.add_parser("list", help="the experiments: claim, data, QUICK and full cost")
-    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    flags.add_json(ls)
     ls.set_defaults(func=_list)
     run = sub.add_parser(
         "run", help="run an experiment (again: continue its unfinished arms)",
@@ -31,13 +32,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   "experiment in turn and one summary table (OUT/summary.md, "
                                   "summary.json; default OUT runs/experiments/all[-quick])")
     run.add_argument("--data", help="data source of every arm: cifar10, fashion-mnist or a path "
-                                    "(with `all`: of the experiments without a default)")
+                                    "(default: the experiment's; with `all`: of the "
+                                    "experiments without a default)")
     run.add_argument("--cifar-data", metavar="DIR",
-                     help="with `all`: the CIFAR-10 experiments' data (default cifar10)")
+                     help="with `all`: the CIFAR-10 experiments' data (default: cifar10)")
     run.add_argument("--only", action="append", metavar="NAME", default=[],
                      help="with `all`: only these experiments (repeatable)")
-    run.add_argument("--seeds", type=int, help="independently seeded runs per condition")
-    run.add_argument("--out", help="experiment folder (default runs/experiments/NAME[-quick])")
+    run.add_argument("--seeds", type=flags.positive,
+                     help="independently seeded runs per condition (default: the "
+                          "experiment's, see `alexnet experiment list`)")
+    flags.add_out(run, "experiment folder (default: runs/experiments/NAME[-quick])",
+                  metavar="DIR")
+    flags.add_device(run, default=None, help="where every arm runs: auto, cpu, cuda, cuda:1; "
+                                             "the same as device=... (default: auto)")
     run.add_argument("--full", action="store_true", help="the full version, not QUICK")
     run.add_argument("--from", dest="source", metavar="DIR",
                      help="views, ensemble, kernels, retrieval: evaluate these trained runs (a "
@@ -46,13 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="another experiment folder: its finished arms with the same name and "
                           "config are copied, not trained again (repeatable; e.g. the paper "
                           "net's runs of `lrn` for `overlap`)")
-    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                     help=OVERRIDE_HELP)
+    flags.add_json(run)
+    flags.add_overrides(run, OVERRIDE_HELP)
     run.set_defaults(func=_run)
     rep = sub.add_parser("report", help="analyse a finished experiment folder again",
                          description="Re-measure the finished arms of DIR and rewrite its "
                                      "results.json, results.md and figure.png.")
-    rep.add_argument("folder", metavar="DIR")
+    rep.add_argument("folder", metavar="DIR", help="a folder `alexnet experiment run` wrote")
+    flags.add_json(rep)
     rep.set_defaults(func=_report)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
@@ -62,7 +70,7 @@ def _list(args: argparse.Namespace) -> int:
 
     rows = experiment_table()
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        flags.emit_json(args, rows)
         return 0
     for r in rows:
         print(f"{r['name']:<13} {r['section']:<13} {r['claim']}")
@@ -92,13 +100,20 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--cifar-data and --only go with `run all`")
 
     results = run_experiment(args.name, data=args.data, seeds=args.seeds, out=args.out,
-                             full=args.full, overrides=args.overrides, source=args.source,
-                             reuse=args.reuse)
-    return 130 if results is None else 0
+                             full=args.full, overrides=flags.flag_overrides(
+                                 args, {"device": "device"}),
+                             source=args.source, reuse=args.reuse)
+    if results is None:
+        return 130
+    if args.json:
+        flags.emit_json(args, results)
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from alexnet.experiments.runner import report_experiment
 
-    report_experiment(args.folder)
+    results = report_experiment(args.folder)
+    if args.json:
+        flags.emit_json(args, results)
     return 0

@@ -34,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_import_caffe(args: argparse.Namespace) -> int:
-    from alexnet.checkpoint import save_checkpoint
-    from alexnet.models.caffe import caffe_checkpoint
+    from alexnet.weights.caffe import caffe_checkpoint
+    from alexnet.weights.checkpoint import save_checkpoint
 
     if len(args.files) > 2:
         raise ConfigError(f"expected [DEPLOY.prototxt] WEIGHTS.caffemodel, got {len(args.files)} "

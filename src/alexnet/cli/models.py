@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from alexnet.cli import flags
 from alexnet.errors import ConfigError
 from alexnet.schema import parse_overrides
 
@@ -15,18 +15,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="List the variants: parameters, GFLOPs per image "
                                           "at the model's size (forward, 2 x multiply-adds), "
                                           "source.")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    flags.add_json(p)
     p.set_defaults(func=cmd_models)
 
     p = subparsers.add_parser("summary", help="every layer of a model with its output shape",
                               description="Every layer with its output shape and parameter "
                                           "count, like the paper's Fig. 2.")
     p.add_argument("model", help="a name from `alexnet models`")
-    p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--in-channels", type=int, default=3)
-    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                   help="model option, e.g. -o lrn=false -o pool=non-overlap -o image_size=112")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    flags.add_overrides(p, "model options, as `alexnet train` takes them: model.lrn=false "
+                           "model.pool=non-overlap model.image_size=112 (`model.` may be left "
+                           "out)")
+    p.add_argument("--num-classes", type=int, default=1000, help="outputs of the last layer")
+    p.add_argument("--in-channels", type=int, default=3, help="input channels (1: grey)")
+    flags.deprecated(p, "--option", "-o", new="KEY=VALUE (e.g. model.lrn=false)",
+                     dest="option", append=True, metavar="KEY=VALUE")
+    flags.add_json(p)
     p.set_defaults(func=cmd_summary)
 
 
@@ -43,7 +46,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                      "gflops": round(stats["gflops"], 3), "source": info.source,
                      "description": info.description})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        flags.emit_json(args, rows)
         return 0
     print(f"{'name':<10} {'params':>12} {'GFLOPs':>7}  source")
     for r in rows:
@@ -59,12 +62,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from alexnet.models.profile import layer_table, model_stats, rows_as_dicts
     from alexnet.train.config import check_model_options
 
-    options = parse_overrides(args.option, what="option", example="-o lrn=false")
+    given = [*getattr(args, "option", []), *args.overrides]
+    options = {key.removeprefix("model."): value for key, value in parse_overrides(
+        given, what="model option", example="model.lrn=false").items()}
     errors = [f"--{flag}={value}: expected a whole number >= 1"
               for flag, value in (("num-classes", args.num_classes),
                                   ("in-channels", args.in_channels)) if value < 1]
     errors = errors or check_model_options(args.model, options, num_classes=args.num_classes,
-                                           in_channels=args.in_channels, prefix="-o ")
+                                           in_channels=args.in_channels, prefix="model.")
     if errors:
         raise ConfigError("\n".join(errors))
     model = create_model(args.model, num_classes=args.num_classes,
@@ -73,8 +78,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     rows = layer_table(model, size)
     stats = model_stats(model, size)
     if args.json:
-        print(json.dumps({"model": model.config, "input_shape": [args.in_channels, size, size],
-                          "layers": rows_as_dicts(rows), **stats}, indent=2))
+        flags.emit_json(args, {"model": model.config,
+                               "input_shape": [args.in_channels, size, size],
+                               "layers": rows_as_dicts(rows), **stats})
         return 0
     print(f"{model.config['name']}: input {args.in_channels}x{size}x{size}")
     print(f"{'layer':<22} {'type':<20} {'output':>16} {'values':>10} {'params':>12}")

@@ -7,7 +7,7 @@ preprocess). `load_image` and `preprocess_images` give `predict` the same eval t
 """
 
 from alexnet.data.config import DataConfig
-from alexnet.data.images import display_image, load_image
+from alexnet.data.images import decode_image, display_image, image_to_tensor, load_image
 from alexnet.data.loaders import (
     DataBundle,
     EvalLoader,
@@ -17,4 +17,5 @@ from alexnet.data.loaders import (
 )
 
 __all__ = ["DataBundle", "DataConfig", "EvalLoader", "TrainLoader", "build_loaders",
-           "display_image", "load_image", "preprocess_images"]
+           "decode_image", "display_image", "image_to_tensor", "load_image",
+           "preprocess_images"]

@@ -5,6 +5,7 @@ format of `alexnet prepare`, and normalised network input turned back into a pic
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import warnings
@@ -31,24 +32,54 @@ def load_image(path: str | Path) -> torch.Tensor:
     if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
         raise DataError(f"cannot read image {path}: not a regular file (a folder, FIFO or "
                         "device); pass image files")
+    return _read(path, str(path), hint="remove or replace the file (`alexnet prepare` skips "
+                 "such files and lists them)")
+
+
+def decode_image(data: bytes, name: str = "image", *, max_pixels: int | None = None
+                 ) -> torch.Tensor:
+    """Image file bytes (an upload) as uint8 (3, H, W) RGB, converted as `load_image` does.
+
+    `max_pixels`: refuse a larger image before decoding it (its header gives the size), so a
+    small file that decodes to a huge image costs nothing. Raises `DataError` naming `name`.
+    """
+    if not data:
+        raise DataError(f"{name} is empty: send an image file (JPEG, PNG, ...)")
+    return _read(io.BytesIO(data), name, hint="send a JPEG, PNG or other image file",
+                 max_pixels=max_pixels)
+
+
+def _read(file: str | Path | io.BytesIO, name: str, *, hint: str,
+          max_pixels: int | None = None) -> torch.Tensor:
+    """PIL's decode of a path or file object, to uint8 (3, H, W) RGB."""
     try:
-        with Image.open(path) as img:
+        with Image.open(file) as img:
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                raise DataError(f"{name} is {img.width}×{img.height} pixels, more than the "
+                                f"{max_pixels:,} allowed; send a smaller image")
             img.load()
-            if img.mode == "P":
-                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-            if img.mode in ("RGBA", "LA", "PA") or img.mode.endswith("a"):
-                rgba = img.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(white, rgba)
-            if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grey: scale to 8 bits
-                a = np.asarray(img, dtype=np.float64)
-                top = 65535.0 if a.max(initial=0) > 255 else 255.0
-                img = Image.fromarray((a * 255.0 / top).clip(0, 255).astype(np.uint8), "L")
-            rgb = np.asarray(img.convert("RGB"))  # (H, W, 3)
+            return image_to_tensor(img)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, MemoryError,
             Image.DecompressionBombError) as err:  # the bomb error is not an OSError
-        raise DataError(f"cannot read image {path}: {err}; remove or replace the file "
-                        "(`alexnet prepare` skips such files and lists them)") from err
+        reason = ("not an image file PIL can read" if isinstance(err, UnidentifiedImageError)
+                  and not isinstance(file, str | Path) else err)
+        raise DataError(f"cannot read image {name}: {reason}; {hint}") from err
+
+
+def image_to_tensor(img: Image.Image) -> torch.Tensor:
+    """A PIL image as uint8 (3, H, W) RGB: grey and palette images become RGB, alpha is
+    composited on white, CMYK is converted, 16/32-bit grey is scaled to 8 bits."""
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA") or img.mode.endswith("a"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    if img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grey: scale to 8 bits
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if a.max(initial=0) > 255 else 255.0
+        img = Image.fromarray((a * 255.0 / top).clip(0, 255).astype(np.uint8), "L")
+    rgb = np.asarray(img.convert("RGB"))  # (H, W, 3)
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from alexnet.cpu import keep_freed_memory
+from alexnet.accel.cpu import keep_freed_memory
 from alexnet.data.augment import LUMA, batch_generator, fit_square
 from alexnet.data.config import DataConfig
 from alexnet.data.images import decode_jpegs, load_image
@@ -373,7 +373,8 @@ def _no_statistics(channels: int) -> dict[str, torch.Tensor]:
 
 def build_loaders(cfg: DataConfig, *, batch_size: int, device: torch.device | str, seed: int,
                   rank: int = 0, world_size: int = 1,
-                  normalization: dict[str, torch.Tensor] | None = None) -> DataBundle:
+                  normalization: dict[str, torch.Tensor] | None = None,
+                  check_classes: Callable[[list[str]], None] | None = None) -> DataBundle:
     """Training and validation loaders for `cfg` (see docs/ARCHITECTURE.md, data).
 
     `normalization` ({"mean": (C, 1, 1) or (C, H, W), "std": (C, 1, 1)}, e.g. a checkpoint's
@@ -381,12 +382,16 @@ def build_loaders(cfg: DataConfig, *, batch_size: int, device: torch.device | st
     statistics, for training and evaluation batches alike: a model sees inputs normalised the
     way it was trained. A mean image of another size is resized; another channel count is a
     `ConfigError`. The statistics are then read only when PCA lighting needs them.
+    `check_classes` sees the source's class names before anything costly (statistics) is done,
+    and may raise (a checkpoint made for other classes).
     """
     cfg = cfg.resolved()
     device = torch.device(device)
     if device.type == "cpu":  # batches of 224-px images are large blocks: reuse them
         keep_freed_memory()
     source = open_source(cfg.source, cfg.root, cfg.val_fraction)
+    if check_classes is not None:
+        check_classes(list(source.classes))
     if len(source.val) == 0:
         raise DataError(f"{cfg.source} has no validation images; add a val/ folder or "
                         "raise data.val_fraction")

@@ -49,6 +49,8 @@ def _exit_with(parent: int) -> None:
 def _init_worker(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "SIGPIPE"):  # the parent was killed: end silently when sending to it,
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # not with a BrokenPipeError traceback
     torch.set_num_threads(1)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alexnet.data.cifar import read_batch
+from alexnet.data.cifar10 import read_batch
 from alexnet.data.memory import is_memory, open_memory
 from alexnet.data.packed import PackedSplit, is_packed, load_stats, read_meta
 from alexnet.data.splits import FileSplit, MemorySplit, Source
@@ -92,7 +92,7 @@ def _cifar_split(folder: Path, files: list[str]) -> MemorySplit:
 def cifar10(root: str | Path) -> Source:
     """CIFAR-10 as uint8 (N, 3, 32, 32) from torchvision's layout (root/cifar-10-batches-py),
     downloaded by torchvision when missing. The batch files are pickles: they are parsed by
-    `alexnet.data.cifar` without unpickling, so a planted file cannot run code."""
+    `alexnet.data.cifar10` without unpickling, so a planted file cannot run code."""
     folder = Path(root) / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     if not all((folder / n).is_file() for n in names):
@@ -134,12 +134,13 @@ def _class_dirs(folder: Path) -> list[str]:
 @functools.cache
 def ilsvrc_names() -> dict[str, str]:
     """wnid -> name for the 1000 ILSVRC-2012 classes: the shipped sorted wnid list
-    (`ilsvrc2012_wnids.txt`) paired with torchvision's names, which are in the same order."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES  # here: seconds to import
+    (`ilsvrc2012_wnids.txt`) paired with torchvision's names (its ImageNet weights'
+    `meta["categories"]`), which are in the same order."""
+    from torchvision.models import AlexNet_Weights  # here: seconds to import
 
     text = (Path(__file__).parent / "ilsvrc2012_wnids.txt").read_text(encoding="utf-8")
     wnids = [line for line in text.split() if WNID.match(line)]
-    return dict(zip(wnids, _IMAGENET_CATEGORIES, strict=True))
+    return dict(zip(wnids, AlexNet_Weights.IMAGENET1K_V1.meta["categories"], strict=True))
 
 
 def _words_next_to(root: Path | None) -> dict[str, str]:

@@ -120,7 +120,7 @@ def tree_stats(paths: list[str], size: int, max_images: int, cache_dir: str | Pa
                                          collate_fn=_stack_readable)
     acc = StatsAccumulator()
     for batch in tqdm(loader, desc="mean image and RGB PCA", unit="batch",
-                      disable=len(chosen) < 1024):
+                      delay=2.0):  # shown only when the pass takes a while
         if batch is not None:
             acc.add(batch)
     if acc.n == 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,16 +14,15 @@ import torch
 from alexnet.data import DataBundle, DataConfig, build_loaders
 from alexnet.data.sources import class_names as folder_class_names
 from alexnet.errors import CheckpointError
+from alexnet.weights.torchvision_weights import torchvision_weights
 
 _WNID = re.compile(r"^n\d{8}$")
 
 
 def imagenet_names() -> list[str]:
-    """The 1000 ILSVRC class names in sorted-wnid order (shipped with torchvision)."""
-    # imported here: torchvision takes seconds to import and only 1000-class models need it
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    return list(_IMAGENET_CATEGORIES)
+    """The 1000 ILSVRC class names in sorted-wnid order (torchvision's weights'
+    `meta["categories"]`)."""
+    return list(torchvision_weights().meta["categories"])
 
 
 def display_names(state: dict[str, Any] | None, num_classes: int) -> list[str]:
@@ -90,30 +90,39 @@ def normalization_key(normalization: dict[str, torch.Tensor] | None) -> str:
 
 
 def data_bundle(mapping: dict[str, Any], *, batch_size: int, device: torch.device | str,
-                seed: int = 0, normalization: dict[str, torch.Tensor] | None = None
-                ) -> DataBundle:
+                seed: int = 0, normalization: dict[str, torch.Tensor] | None = None,
+                checkpoints: Sequence[dict[str, Any]] = ()) -> DataBundle:
     """The data part's loaders for a checkpoint's `data:` mapping (see `data_mapping`):
     `alexnet.data.build_loaders(DataConfig.from_dict(mapping), ...)`, one process.
-    `normalization` (`stored_normalization(state)`) replaces the data's own mean and std."""
+    `normalization` (`stored_normalization(state)`) replaces the data's own mean and std.
+    `checkpoints`: states whose classes the data must have (`check_classes`), checked as soon
+    as the data's classes are known, before its statistics are computed."""
+    source = str(mapping.get("source"))
+
+    def check(classes: list[str]) -> None:
+        for state in checkpoints:
+            check_classes(state, classes, source)
+
     return build_loaders(DataConfig.from_dict(dict(mapping)), batch_size=batch_size,
-                         device=device, seed=seed, normalization=normalization)
+                         device=device, seed=seed, normalization=normalization,
+                         check_classes=check if checkpoints else None)
 
 
-def check_classes(state: dict[str, Any], bundle: DataBundle, source: str) -> None:
+def check_classes(state: dict[str, Any], classes: Sequence[str], source: str) -> None:
     """The data must have the checkpoint's classes: a `CheckpointError` naming both counts; and
     where the checkpoint's classes are ILSVRC wnids (pretrained weights), the data's must be
     those wnids (or their names) in the same order, else the first one out of place."""
     num = int(state["model"]["config"].get("num_classes", 0))
-    if bundle.num_classes != num:
+    if len(classes) != num:
         hint = " (the 1000 ILSVRC-2012 wnids)" if num == 1000 else ""
-        raise CheckpointError(f"expected {bundle.num_classes} classes (those of the data "
+        raise CheckpointError(f"expected {len(classes)} classes (those of the data "
                               f"{source}), the checkpoint's model has {num}: evaluate it on "
                               f"data with its classes{hint}")
     wnids = [str(c) for c in state.get("classes") or []]
     if len(wnids) != num or not all(_WNID.match(c) for c in wnids):
         return
     names = folder_class_names(wnids)
-    for i, (found, wnid, name) in enumerate(zip(bundle.classes, wnids, names, strict=True)):
+    for i, (found, wnid, name) in enumerate(zip(classes, wnids, names, strict=True)):
         if str(found) not in (wnid, name):
             raise CheckpointError(
                 f"the data {source} has other classes than the checkpoint: its class {i} is "

@@ -8,11 +8,9 @@ from typing import Any
 
 import torch
 
-from alexnet.checkpoint import load_checkpoint, load_model
 from alexnet.devices import resolve_device
 from alexnet.errors import CheckpointError
 from alexnet.evaluation.checkpoints import (
-    check_classes,
     data_bundle,
     data_mapping,
     display_names,
@@ -21,6 +19,7 @@ from alexnet.evaluation.checkpoints import (
 )
 from alexnet.evaluation.evaluate import EvalResult, evaluate
 from alexnet.evaluation.metrics import confusion_matrix, per_class_accuracy, topk_error
+from alexnet.weights.checkpoint import load_checkpoint, load_model
 
 
 def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
@@ -54,9 +53,8 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
     for members in groups.values():
         mapping = data_mapping(states[members[0]], data)
         bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0,
-                             normalization=stored_normalization(states[members[0]]))
-        for i in members:
-            check_classes(states[i], bundle, str(mapping["source"]))
+                             normalization=stored_normalization(states[members[0]]),
+                             checkpoints=[states[i] for i in members])  # before statistics
         models = [load_model(states[i], expect_num_classes=bundle.num_classes)[0].to(dev)
                   for i in members]
         r = evaluate(models, bundle, views, split=split, amp=amp, progress=progress,

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from alexnet.cpu import native_bf16
+from alexnet.accel.cpu import native_bf16
 from alexnet.errors import AlexNetError
 from alexnet.evaluation.checkpoints import UNCROPPED_TEN_VIEWS, ten_views_unfair
 from alexnet.evaluation.metrics import average_views, confusion_matrix, ensemble, over_views
@@ -39,7 +39,7 @@ class EvalResult:
 
 
 def _autocast(device: torch.device, amp: bool):
-    """bf16 autocast when `amp`, where training uses it (train/accel.py): on CUDA, and on CPUs
+    """bf16 autocast when `amp`, where training uses it (accel/settings.py): on CUDA, and on CPUs
     with native bf16 (emulated bf16 is slower than fp32 there)."""
     if amp and (device.type == "cuda" or (device.type == "cpu" and native_bf16())):
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -66,8 +66,8 @@ def evaluate(models: nn.Module | Sequence[nn.Module], data: Any, views: str = "c
              limit: int | None = None, *, split: str = "val", batch_size: int | None = None,
              amp: bool = False, channels_last: bool = False,
              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
-             keep_outputs: bool = True, progress: bool = False, desc: str = "eval"
-             ) -> EvalResult:
+             keep_outputs: bool = True, progress: bool = False, desc: str = "eval",
+             leave: bool = True) -> EvalResult:
     """Top-1/top-5 error and mean cross-entropy of `models` on `data` (a `DataBundle`):
     `data.eval_loader(views=views, split=split, batch_size=batch_size, limit=limit)`.
 
@@ -81,7 +81,8 @@ def evaluate(models: nn.Module | Sequence[nn.Module], data: Any, views: str = "c
     sums them over processes: it receives a float64 tensor [loss sum, top-1 hits, top-5 hits,
     images, then top-1 and top-5 hits of each model when there are several] and returns the
     sums. `keep_outputs=False` keeps no per-image output (`probs`, `targets`, `confusion` are
-    None); with `reduce` they hold this process's images only.
+    None); with `reduce` they hold this process's images only. `progress`: a bar (on stderr,
+    shown once the pass has taken a second; `leave=False` erases it at the end).
     """
     models = [models] if isinstance(models, nn.Module) else list(models)
     if not models:
@@ -100,7 +101,7 @@ def evaluate(models: nn.Module | Sequence[nn.Module], data: Any, views: str = "c
     targets_out: list[torch.Tensor] = []
     total = len(loader) if hasattr(loader, "__len__") else None
     bar = tqdm(loader, total=total, desc=desc, unit="batch", disable=not progress,
-               dynamic_ncols=True)
+               dynamic_ncols=True, delay=1.0, leave=leave)
     with _autocast(device, amp):
         for x, y in bar:
             x = x.to(device, non_blocking=True)

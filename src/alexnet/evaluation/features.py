@@ -20,7 +20,6 @@ from torch import nn
 from tqdm import tqdm
 
 from alexnet.atomic import atomic_open
-from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, ConfigError, DataError
 from alexnet.evaluation.checkpoints import (
@@ -33,6 +32,7 @@ from alexnet.evaluation.checkpoints import (
 from alexnet.evaluation.codes import encoder_state, load_encoder, train_codes
 from alexnet.evaluation.metrics import over_views
 from alexnet.models.base import DEFAULT_LAYER, EMBED_LAYERS
+from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 
 FORMAT = "alexnet-features/1"
 
@@ -132,16 +132,40 @@ def feature_batches(bundle: Any, split: str) -> Iterable[Any]:
     return bundle.eval_loader(views="center", split=split)
 
 
-def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
+def image_names(loader: Any, prefix: str) -> list[str]:
+    """A name for each image `loader` yields, in order: its file where the data are files,
+    else `prefix` and its position in the split (in-memory and packed data have no names)."""
+    indices = getattr(loader, "indices", None)
+    split = getattr(getattr(loader, "fetcher", None), "split", None)
+    if indices is None:
+        return []
+    paths = getattr(split, "paths", None)
+    return [paths[i] if paths is not None else f"{prefix} image {i}" for i in indices.tolist()]
+
+
+def default_features_path(checkpoint: str, layer: str, split: str) -> Path:
+    """Where `alexnet features` writes without --out: next to the checkpoint (in a run folder,
+    in it), named by layer and split; for `torchvision`, in the current folder."""
+    name = f"features-{layer}-{split}.pt"
+    given = Path(checkpoint)
+    if given.is_dir():
+        return given / name
+    if given.is_file():
+        return given.with_name(f"{given.stem}-{name}")
+    return Path(f"{checkpoint}-{name}")
+
+
+def make_features(checkpoint: str, out: str | Path | None = None, *, data: str | None = None,
                   split: str = "train", batch_size: int = 128, layer: str = DEFAULT_LAYER,
                   device: str | torch.device | None = "auto", progress: bool = True,
                   codes: Iterable[int] = ()) -> dict[str, Any]:
     """Features (N, D, float16) at `layer` of a split of `data` (default: the checkpoint's
     source, with any classes), its images normalised as the checkpoint's model was trained.
     `codes`: bit counts of §6.1's binary codes to add, each with an auto-encoder trained on
-    these features (`make_codes`)."""
+    these features (`make_codes`). `out` None: `default_features_path`."""
     if layer not in EMBED_LAYERS:
         raise ConfigError(f"unknown layer {layer!r}; choose one of {', '.join(EMBED_LAYERS)}")
+    out = out if out is not None else default_features_path(checkpoint, layer, split)
     source = resolve_checkpoint_path(checkpoint)
     if Path(out).resolve() == source.resolve():
         raise ConfigError(f"--out {out} is the checkpoint it reads ({source}); choose another "
@@ -155,9 +179,10 @@ def make_features(checkpoint: str, out: str | Path, *, data: str | None = None,
     # Features are descriptors of any images: the data's classes need not be the model's
     # (ImageNet weights on one's own photos); the stored targets are the data's labels.
     model, _ = load_model(state)
-    feats, targets = extract_features(model, feature_batches(bundle, split), device=dev,
-                                      progress=progress, layer=layer)
-    meta = {"checkpoint": str(checkpoint), "model": dict(model.config),
+    loader = feature_batches(bundle, split)
+    feats, targets = extract_features(model, loader, device=dev, progress=progress, layer=layer)
+    meta = {"files": image_names(loader, f"{mapping.get('source')} {split}"),
+            "checkpoint": str(checkpoint), "model": dict(model.config),
             "weights": weights_fingerprint(model), "data": mapping, "split": split,
             "layer": layer, "normalization": bundle.normalization,
             "batch_size": batch_size, "seed": 0,

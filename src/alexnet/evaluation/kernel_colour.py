@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from alexnet.checkpoint import load_model, resolve_checkpoint_path
 from alexnet.errors import AlexNetError
-from alexnet.figures.kernels import conv1_kernels_figure
+from alexnet.figures.conv1_kernels import conv1_kernels_figure
+from alexnet.weights.checkpoint import open_checkpoint
 
 
 def kernel_chroma(weight: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,7 @@ def checkpoint_kernel_colour(checkpoint: str, figure: str | Path | None = None
                              ) -> dict[str, Any]:
     """Per-tower chroma of a checkpoint's conv1 kernels, and each kernel's, as plain numbers;
     with `figure`, the kernels drawn as Fig. 3 too."""
-    model, _ = load_model(resolve_checkpoint_path(checkpoint))
+    model, _ = open_checkpoint(checkpoint, device="cpu")
     weight = model.conv1.weight.detach()  # (96, 3, 11, 11) for the paper
     towers = int(getattr(model, "towers", 1))
     result = {"checkpoint": str(checkpoint), "model": model.config.get("name"),

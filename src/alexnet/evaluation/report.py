@@ -17,13 +17,11 @@ from typing import Any
 import torch
 import yaml
 
-from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.data.images import display_image
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import (
     UNCROPPED_TEN_VIEWS,
-    check_classes,
     data_bundle,
     data_mapping,
     display_names,
@@ -33,11 +31,12 @@ from alexnet.evaluation.checkpoints import (
 from alexnet.evaluation.evaluate import evaluate
 from alexnet.evaluation.metrics import top_classes
 from alexnet.figures.confusion import confusion_figure
+from alexnet.figures.conv1_kernels import conv1_kernels_figure
 from alexnet.figures.curves import learning_curves_figure, lr_changes, read_metrics
-from alexnet.figures.kernels import conv1_kernels_figure
 from alexnet.figures.predictions import predictions_figure
-from alexnet.figures.report import Row, markdown_table, write_report
-from alexnet.pretrained import TORCHVISION
+from alexnet.figures.report_page import Row, markdown_table, write_report
+from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet.weights.torchvision_weights import TORCHVISION
 
 # The paper's §6 and its footnote on ten views: (setting, centre (top-1, top-5), ten views
 # (top-1, top-5)), error in %.
@@ -100,11 +99,12 @@ def evaluate_for_report(state: dict[str, Any], data: str | None, *, batch_size: 
     dev = resolve_device(device)
     try:
         bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0,
-                             normalization=stored_normalization(state))
+                             normalization=stored_normalization(state), checkpoints=[state])
+    except CheckpointError:  # data with other classes than the model's: refused, not skipped
+        raise
     except (AlexNetError, OSError) as err:
         return Evaluation(False, f"the data {mapping.get('source')!r} could not be loaded "
                                  f"({err})", str(mapping.get("source")))
-    check_classes(state, bundle, str(mapping["source"]))
     model, _ = load_model(state, expect_num_classes=bundle.num_classes)
     model.to(dev)
     names = display_names({"classes": list(bundle.classes)}, bundle.num_classes)
@@ -115,7 +115,8 @@ def evaluate_for_report(state: dict[str, Any], data: str | None, *, batch_size: 
     if limit == "auto":  # ten views of a QUICK run: a subset keeps the report about a minute
         quick = (state.get("config") or {}).get("quick")
         limit = QUICK_LIMIT if quick and "ten" in views else None
-    ev.limit = limit
+    split_size = len(bundle.eval_loader(views="center").indices)
+    ev.limit = limit if limit is not None and limit < split_size else None  # else: all of them
     for v in views:
         r = evaluate(model, bundle, v, limit, progress=progress, desc=f"report: {v} views")
         ev.errors[v] = {1: r.top1_err, 5: r.top5_err}
@@ -213,7 +214,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     refs = published + [r for r in reference_rows(arch["name"], arch["num_classes"], str(source))
                         if all(r[1] != p[1] for p in published)]
     subset = (f"its first {ev.images:,} images; `alexnet report --limit all` for all"
-              if ev.limit else f"{ev.images:,} images")
+              if ev.limit else f"all {ev.images:,} images")
     status = (f"Evaluated {ckpt_path.name} on {ev.source} ({subset}) with "
               f"{' and '.join(ev.errors)} views. {ev.note}".rstrip() if ev.ran else
               f"Not evaluated on the data: {ev.reason}. The errors below come from the run's "

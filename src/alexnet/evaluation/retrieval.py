@@ -21,7 +21,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from alexnet.data.images import display_image, load_image
 from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, ConfigError, DataError
@@ -38,9 +37,10 @@ from alexnet.evaluation.features import (
     load_features,
     stored_codes,
 )
-from alexnet.evaluation.predict import checkpoint_predictor
+from alexnet.evaluation.predict import load_classifier
 from alexnet.figures.neighbors import neighbors_figure
 from alexnet.models.base import DEFAULT_LAYER, EMBED_LAYERS
+from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 
 PRECISION_K = 6  # Fig. 4: six training images per query
 
@@ -126,8 +126,8 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
                              if hamming else (None, None))
     meta = store["meta"]
     ckpt = checkpoint or meta["checkpoint"]
-    predictor = checkpoint_predictor(ckpt, device=device)
-    if meta.get("weights") not in (None, weights_fingerprint(predictor.model)):
+    model = load_classifier(ckpt, device=device)
+    if meta.get("weights") not in (None, weights_fingerprint(model.net)):
         raise DataError(f"{features_file} was made with {meta['checkpoint']} (model "
                         f"{meta.get('model', {}).get('name', '?')}), but the queries would go "
                         f"through {ckpt}, whose weights differ: distances between the two "
@@ -136,8 +136,8 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
     layer = meta.get("layer", DEFAULT_LAYER)  # files made before --layer hold fc7
     images = [load_image(str(q)) for q in queries]  # DataError names a bad file
     with torch.no_grad():
-        x = predictor.transform(images).to(predictor.device)
-        q = predictor.model.embed(x, layer).float().cpu()  # (Q, D): the stored vectors' layer
+        x = model.transforms(images)  # (Q, C, s, s) on the model's device
+        q = model.net.embed(x, layer).float().cpu()  # (Q, D): the stored vectors' layer
     if code_entry is not None:
         d, idx = hamming_neighbors(encode_queries(code_entry, q), code_entry["packed"], k,
                                    chunk_size=chunk_size)
@@ -148,11 +148,13 @@ def find_neighbors(features_file: str | Path, queries: Sequence[str], *, k: int 
     classes = list(meta.get("classes") or [])
     labels = [[classes[int(store["targets"][i])] if classes else str(int(store["targets"][i]))
                for i in row] for row in idx.tolist()]
+    files = list(meta.get("files") or [])  # files made before names were stored: none
     result: dict[str, Any] = {
         "features": str(features_file), "split": meta.get("split"), "layer": layer,
         "distance": f"hamming ({code_bits} bits)" if code_bits else "euclidean",
         "queries": [{"file": str(f), "neighbors": [
-            {"index": int(i), "distance": float(d), "label": lab}
+            {"index": int(i), "distance": float(d), "label": lab,
+             "file": files[i] if i < len(files) else f"#{i}"}
             for i, d, lab in zip(ir, dr, lr, strict=True)]}
             for f, ir, dr, lr in zip(queries, idx.tolist(), dist.tolist(), labels, strict=True)]}
     if figure is not None:

@@ -82,7 +82,7 @@ def measure(runs: Sequence[ArmRun], *, train_error: bool = False,
     train_err = {}
     if train_error:
         train_err = {k: evaluate_checkpoints([str(f / "last.pt")], data, split="train",
-                                             progress=False)["top1_err"]
+                                             progress=True)["top1_err"]
                      for k, f in folders.items()}
     return Measured(final, records, folders, train_err)
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alexnet.checkpoint import load_checkpoint
 from alexnet.errors import ConfigError, DataError
 from alexnet.recipes import load_recipe
 from alexnet.train.config import RunConfig, resolve_config
 from alexnet.train.loop import train
 from alexnet.train.runner import run_training
+from alexnet.weights.checkpoint import load_checkpoint
 
 ARMS = "arms"  # the arms' run folders: <experiment folder>/arms/<arm name>
 

@@ -19,15 +19,15 @@ from typing import Any
 
 import torch
 
-from alexnet.checkpoint import load_model
 from alexnet.evaluation.kernel_colour import kernel_chroma
 from alexnet.experiments.ablation import PAPER_NET, condition_arms
 from alexnet.experiments.arms import Arm
 from alexnet.experiments.power import PowerNote
 from alexnet.experiments.spec import ArmRun, Experiment, Outcome, Plan
 from alexnet.experiments.verdict import verdict
+from alexnet.figures.conv1_kernels import conv1_kernels_figure
 from alexnet.figures.experiments import chroma_figure
-from alexnet.figures.kernels import conv1_kernels_figure
+from alexnet.weights.checkpoint import open_checkpoint
 
 HALVES = 1000  # random splits of the kernels into two halves, for the chance distance
 PAPER_TEXT = "one tower colour-agnostic, the other colour-specific, in every run (Fig. 3)"
@@ -50,7 +50,7 @@ def chance_distance(chroma: torch.Tensor, halves: int = HALVES, seed: int = 0) -
 
 def run_chroma(folder: Path) -> dict[str, Any] | None:
     """Per-tower chroma of a run's final conv1, or None for a net without two RGB towers."""
-    model, _ = load_model(str(folder / "last.pt"))
+    model, _ = open_checkpoint(folder / "last.pt", device="cpu")
     weight = model.conv1.weight.detach()  # (96, 3, 11, 11) for the paper net
     if int(getattr(model, "towers", 1)) != 2 or weight.shape[1] != 3:
         return None

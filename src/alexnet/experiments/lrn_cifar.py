@@ -2,7 +2,7 @@
 rate without normalization and 11% with normalization".
 
 The net is `cifar4` (cuda-convnet's layers-conv-local-13pct.cfg without response
-normalisation, -11pct.cfg with it; models/cifar.py), trained by the `cifar4` recipe (the
+normalisation, -11pct.cfg with it; models/cifar4.py), trained by the `cifar4` recipe (the
 layer-params files' rates and decay, convdata.py's crops and flips). Both arms of a seed see
 the same images in the same order; the effect per seed is the final test (validation) error
 without normalisation minus the error with it (paper: +2 points).

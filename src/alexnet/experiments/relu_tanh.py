@@ -3,7 +3,7 @@ line) reaches a 25% training error rate on CIFAR-10 six times faster than an equ
 with tanh neurons (dashed line). The learning rates for each network were chosen independently
 to make training as fast as possible. No regularization of any kind was employed."
 
-The four-layer net is `cifar4` (cuda-convnet's layers-conv-local net, models/cifar.py: the
+The four-layer net is `cifar4` (cuda-convnet's layers-conv-local net, models/cifar4.py: the
 author's four-hidden-layer CIFAR-10 net; Fig. 1's own file was not released), without response
 normalisation, dropout, weight decay or augmentation. Each activation trains at every learning
 rate of a small sweep and every seed; its fastest rate (fewest mean epochs to 25%) is the one

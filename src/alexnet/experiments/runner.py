@@ -216,6 +216,7 @@ def planned_arms(exp: Experiment, plan: Plan, folder: Path) -> list[Arm]:
 def finish(exp: Experiment, plan: Plan, folder: Path, runs: list[ArmRun], arms: list[Arm],
            pairs: dict[str, dict[str, Any]], statuses: dict[str, str]) -> dict[str, Any]:
     """Analyse the runs, draw the figure; the results as results.json holds them."""
+    print(f"analysing {len(runs)} run(s) of {exp.name} ({exp.section})", flush=True)
     outcome: Outcome = exp.analyse(plan, runs)
     figure = outcome.draw(folder / FIGURE)
     by_name = {a.name: a for a in arms}

@@ -6,8 +6,8 @@ A leaf: it draws plain data (tensors, lists, dicts, paths) and imports only `ale
 and `alexnet.errors` of the package; `alexnet.evaluation` gathers what it draws."""
 
 from alexnet.figures.confusion import confusion_figure
+from alexnet.figures.conv1_kernels import conv1_kernels_figure
 from alexnet.figures.curves import learning_curves_figure, read_metrics
-from alexnet.figures.kernels import conv1_kernels_figure
 from alexnet.figures.neighbors import neighbors_figure
 from alexnet.figures.predictions import predictions_figure
 

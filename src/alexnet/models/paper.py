@@ -15,9 +15,7 @@ from torch import nn
 
 from alexnet.errors import ConfigError
 from alexnet.models.base import AlexNetBase
-from alexnet.models.conv import Conv2d
 from alexnet.models.dropout import make_dropout
-from alexnet.models.linear import Linear
 from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm
 
 # §3.3: n=5, α=1e-4, β=0.75; k=2 is the `lrn_k` option's default (Caffe's LRN uses k=1).
@@ -136,7 +134,7 @@ class PaperAlexNet(AlexNetBase):
                               "the last pooling layer would have no output; use 63 or more")
         conv1 = nn.Sequential(OrderedDict(
             pad=nn.ZeroPad2d((0, pad1, 0, pad1)),  # (B, C, 227, 227) at 224
-            conv=Conv2d(in_channels, c1, 11, stride=4)))  # (B, 96, 55, 55)
+            conv=nn.Conv2d(in_channels, c1, 11, stride=4)))  # (B, 96, 55, 55)
         # Input maps of conv2..conv5 and fc6 (per position of the 6×6 grid). §7's ablation
         # (`remove_conv`): the layer after the removed one takes the removed one's input maps.
         ins = {2: c1, 3: c2, 4: c3, 5: c4, 6: c5}
@@ -147,7 +145,7 @@ class PaperAlexNet(AlexNetBase):
             # conv2 -> ReLU -> cross-map norm -> same-map norm (`rnorm`) -> pool.
             stem = [("conv1", conv1), ("lrn1", norm()), ("pool1", nn.MaxPool2d(pk, ps)),
                     ("relu1", act()),
-                    ("conv2", Conv2d(ins[2], c2, 5, padding=2, groups=g)), ("relu2", act()),
+                    ("conv2", nn.Conv2d(ins[2], c2, 5, padding=2, groups=g)), ("relu2", act()),
                     ("lrn2", norm()),
                     ("rnorm2", SameMapResponseNorm(**RNORM_ARGS) if lrn else nn.Identity()),
                     ("pool2", nn.MaxPool2d(pk, ps))]
@@ -155,24 +153,24 @@ class PaperAlexNet(AlexNetBase):
             # §3.3-3.4: LRN after the ReLU of conv1 and conv2, then overlapping pooling.
             stem = [("conv1", conv1), ("relu1", act()), ("lrn1", norm()),
                     ("pool1", nn.MaxPool2d(pk, ps)),  # (B, 96, 27, 27)
-                    ("conv2", Conv2d(ins[2], c2, 5, padding=2, groups=g)),  # (B, 256, 27, 27)
+                    ("conv2", nn.Conv2d(ins[2], c2, 5, padding=2, groups=g)),  # (B, 256, 27, 27)
                     ("relu2", act()), ("lrn2", norm()), ("pool2", nn.MaxPool2d(pk, ps))]
         layers = stem + [  # (B, 256, 13, 13)
-            ("conv3", Conv2d(ins[3], c3, 3, padding=1)), ("relu3", act()),  # both towers
-            ("conv4", Conv2d(ins[4], c4, 3, padding=1, groups=g)), ("relu4", act()),
-            ("conv5", Conv2d(ins[5], c5, 3, padding=1, groups=g)), ("relu5", act()),
+            ("conv3", nn.Conv2d(ins[3], c3, 3, padding=1)), ("relu3", act()),  # both towers
+            ("conv4", nn.Conv2d(ins[4], c4, 3, padding=1, groups=g)), ("relu4", act()),
+            ("conv5", nn.Conv2d(ins[5], c5, 3, padding=1, groups=g)), ("relu5", act()),
             ("pool5", nn.MaxPool2d(pk, ps)),  # (B, 256, 6, 6)
         ]
         gone = removed_modules(remove_conv)
         self.features = nn.Sequential(OrderedDict((n, m) for n, m in layers if n not in gone))
         self.classifier = nn.Sequential(OrderedDict([
-            ("fc6", Linear(ins[6] * s5 * s5, 4096)),  # 9216 inputs at 224: both towers
+            ("fc6", nn.Linear(ins[6] * s5 * s5, 4096)),  # 9216 inputs at 224: both towers
             # §4.2: dropout 0.5 on the outputs of fc6 and fc7; by default as the paper does it
             # (kept units unscaled in training, ×0.5 at test: models/dropout.py).
             ("relu6", act()), ("drop6", make_dropout(dropout, dropout_scaling)),
-            ("fc7", Linear(4096, 4096)), ("relu7", act()),
+            ("fc7", nn.Linear(4096, 4096)), ("relu7", act()),
             ("drop7", make_dropout(dropout, dropout_scaling)),
-            ("fc8", Linear(4096, num_classes)),  # logits: no ReLU on fc8
+            ("fc8", nn.Linear(4096, num_classes)),  # logits: no ReLU on fc8
         ]))
         self.reset_parameters()
 

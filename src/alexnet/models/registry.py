@@ -8,7 +8,7 @@ from functools import partial
 
 from alexnet.errors import AlexNetError
 from alexnet.models.base import AlexNetBase
-from alexnet.models.cifar import Cifar4
+from alexnet.models.cifar4 import Cifar4
 from alexnet.models.others import D2LAlexNet, TorchvisionAlexNet
 from alexnet.models.paper import PaperAlexNet
 

@@ -161,6 +161,17 @@ class RunConfig:
     channels_last: bool = option(True, BOOL, "on CUDA")
     log_every: int = option(50, whole(1), "steps between host syncs (progress bar, finiteness "
                                           "check)")
+    checkpoint_every: int | None = option(
+        None, whole(1).or_null(), "steps between checkpoints (last.pt) inside an epoch, so a "
+        "killed run loses at most this much work; null = at epoch ends only")
+    checkpoint_minutes: float | None = option(
+        None, number("a number > 0", lambda v: v > 0).or_null(),
+        "minutes between checkpoints inside an epoch (checked every log_every steps); null = "
+        "no clock")
+    dist_timeout: float = option(
+        1800, number("a number of seconds > 0", lambda v: v > 0),
+        "distributed runs: how long a process waits for the others before the job fails naming "
+        "the silent rank; torch's default, 30 min")
     towers: bool = option(False, BOOL, "§3.2: two-tower model parallelism, one tower per device "
                                        "(paper models)")
     tower_devices: list[str] | None = option(None, Rule(

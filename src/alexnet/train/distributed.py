@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as tdist
 from torch.distributed import run as torchrun
 
 from alexnet.errors import ConfigError
+
+# torchrun's agents share one store over rendezvous rounds unless this is 1; a restarted gloo
+# group can then read a peer's address of the round before and fail to connect
+FRESH_STORE = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,9 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
-def init_distributed(device: str = "auto") -> Dist:
-    """Join the process group torchrun describes (env RANK/WORLD_SIZE), or run alone."""
+def init_distributed(device: str = "auto", timeout: float | None = None) -> Dist:
+    """Join the process group torchrun describes (env RANK/WORLD_SIZE), or run alone.
+    `timeout` (seconds): how long a collective waits for the other processes."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Dist(device=pick_device(device))
@@ -56,8 +62,16 @@ def init_distributed(device: str = "auto") -> Dist:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if not tdist.is_initialized():
-        tdist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        tdist.init_process_group("nccl" if dev.type == "cuda" else "gloo",
+                                 timeout=timedelta(seconds=timeout) if timeout else None)
     return Dist(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+
+
+def torchrun_job() -> str | None:
+    """The torchrun job (its --rdzv-id; a random id with --standalone) this process is a
+    worker of; None outside torchrun."""
+    job = os.environ.get("TORCHELASTIC_RUN_ID")
+    return job if job and job != "none" else None
 
 
 def shutdown_distributed() -> None:
@@ -95,6 +109,7 @@ def launch(nproc: int, train_argv: list[str]) -> int:
     if torch.cuda.is_available() and nproc > torch.cuda.device_count():
         raise ConfigError(f"--gpus {nproc} asked for, but only {torch.cuda.device_count()} "
                           "CUDA devices are visible")
+    os.environ.setdefault(FRESH_STORE, "1")  # docs/DISTRIBUTED.md: restarts need it
     torchrun.main(["--standalone", f"--nproc_per_node={nproc}", "-m", "alexnet", "train",
               *train_argv])
     return 0

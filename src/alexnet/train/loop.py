@@ -10,12 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -26,7 +23,6 @@ from torch import nn
 from tqdm import tqdm
 
 from alexnet.atomic import append_text
-from alexnet.checkpoint import load_checkpoint, save_checkpoint
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.evaluation.evaluate import EvalResult, evaluate
 from alexnet.train.config import RunConfig, validate_config
@@ -38,9 +34,11 @@ from alexnet.train.distributed import (
     shutdown_distributed,
 )
 from alexnet.train.doctor import RunDoctor
+from alexnet.train.preemption import CheckpointClock, StopRequest, stopped_message
 from alexnet.train.run_folder import RunFolder
 from alexnet.train.schedule import current_lr
 from alexnet.train.setup import Training, full_command, rng_state, setup_run
+from alexnet.weights.checkpoint import load_checkpoint, save_checkpoint
 
 
 class TrainingDiverged(AlexNetError):
@@ -80,7 +78,7 @@ def train(cfg: RunConfig | Mapping[str, Any] | None, run_dir: str | Path, *, res
         raise ConfigError("train() needs a config unless it resumes a run")
     else:
         cfg = RunConfig.from_dict(state["config"])
-    dist = init_distributed(cfg.device)
+    dist = init_distributed(cfg.device, cfg.dist_timeout)
     deterministic = torch.are_deterministic_algorithms_enabled()
     folder = RunFolder(run_dir, resume=resume, force=force) if dist.is_main else None
     failed = True
@@ -110,8 +108,10 @@ def run_epochs(run: Training) -> dict[str, Any]:
     cfg, dist = run.cfg, run.dist
     say = print if dist.is_main else _quiet
     metrics = MetricsLog(run.run_dir, dist.is_main)
-    doctor = RunDoctor(run.data.num_classes, float(cfg.optim.lr))
+    doctor = RunDoctor(run.data.num_classes, float(cfg.optim.lr),
+                       model=dict(run.model.config), fine_tuned=bool(cfg.init_from))
     stop = StopRequest()
+    clock = CheckpointClock(cfg.checkpoint_every, cfg.checkpoint_minutes, dist)
     start = time.perf_counter()
     summary: dict[str, Any] = {"run_dir": str(run.run_dir), "interrupted": False,
                                "epochs_done": run.start_epoch,
@@ -120,13 +120,11 @@ def run_epochs(run: Training) -> dict[str, Any]:
         for epoch in range(run.start_epoch, cfg.epochs):
             run.schedule.start_epoch(epoch, run.optimizer, run.data.train)
             first = run.start_batch if epoch == run.start_epoch else 0
-            result = train_epoch(run, epoch, first, stop, doctor)
+            result = train_epoch(run, epoch, first, stop, doctor, clock)
             if result.stopped_at is not None:
                 save_run(run, epoch, result.stopped_at, None, "last.pt")
                 summary["interrupted"] = True
-                say(f"\nstopped at epoch {epoch}, batch {result.stopped_at}; checkpoint "
-                    f"{run.run_dir / 'last.pt'}.\nresume with: alexnet train --resume "
-                    f"{run.run_dir}", flush=True)
+                say(stopped_message(run.run_dir, epoch, result.stopped_at), flush=True)
                 break
             val = validate(run)
             lr = current_lr(run.optimizer)
@@ -134,7 +132,8 @@ def run_epochs(run: Training) -> dict[str, Any]:
             say_progress(f"epoch {epoch + 1}/{cfg.epochs}: train loss {result.loss:.4f} "
                          f"(top-1 error {result.top1_err:.2%}), val top-1 error "
                          f"{val.top1_err:.2%}, top-5 error {val.top5_err:.2%}, lr {lr:g}")
-            advice = doctor.epoch(epoch, result.loss, val.top1_err)
+            advice = doctor.epoch(epoch, result.loss, val.top1_err, val_images=val.images,
+                                  steps=(epoch + 1) * run.steps_per_epoch)
             if advice:
                 say_progress(advice)
             done = run.schedule.end_epoch(epoch, val.top1_err, run.optimizer,
@@ -177,7 +176,8 @@ def validate(run: Training) -> EvalResult:
     processes (each evaluates its share)."""
     return evaluate(run.net, run.data, "center", amp=run.accel.amp,
                     channels_last=run.accel.channels_last, keep_outputs=False,
-                    reduce=functools.partial(all_reduce_sum, dist=run.dist))
+                    reduce=functools.partial(all_reduce_sum, dist=run.dist),
+                    progress=run.dist.is_main, desc="validation", leave=False)
 
 
 def val_record(val: EvalResult) -> dict[str, float]:
@@ -217,8 +217,10 @@ class EpochResult:
 
 
 def train_epoch(run: Training, epoch: int, first: int, stop: StopRequest,
-                doctor: RunDoctor | None = None) -> EpochResult:
-    """Steps `first`..`run.steps_per_epoch`-1 of `epoch`; a host sync every `log_every` steps."""
+                doctor: RunDoctor | None = None,
+                clock: CheckpointClock | None = None) -> EpochResult:
+    """Steps `first`..`run.steps_per_epoch`-1 of `epoch`; a host sync every `log_every` steps;
+    last.pt inside the epoch when `clock` says (train/preemption.py)."""
     cfg, dist, steps = run.cfg, run.dist, run.steps_per_epoch
     run.net.train()
     device = next(run.model.parameters()).device
@@ -240,6 +242,7 @@ def train_epoch(run: Training, epoch: int, first: int, stop: StopRequest,
         correct += (logits.argmax(1) == y).sum()
         window_loss += loss.float()
         window, seen, images = window + 1, seen + 1, images + len(y)
+        bar.update(1)  # every step; tqdm redraws at most every 0.1 s, without a host sync
         last = step + 1 == steps
         if window == log_every or last:
             value = window_loss.item() / window  # the host sync, once per window
@@ -252,13 +255,13 @@ def train_epoch(run: Training, epoch: int, first: int, stop: StopRequest,
             now = time.perf_counter()
             rate = window * len(y) * dist.world_size / max(now - tick, 1e-9)
             bar.set_postfix(loss=f"{value:.4f}", img_s=f"{rate:,.0f}")
-            bar.update(window)
             window_loss.zero_()
             window, tick = 0, now
         if _stop_now(stop, dist, window) and not last:
-            bar.update(window)
             stopped_at = step + 1
             break
+        if clock is not None and not last and clock.due(step + 1, window):
+            save_run(run, epoch, step + 1, None, "last.pt")
     bar.close()
     mean_loss, top1_err = math.nan, math.nan
     if seen:
@@ -293,30 +296,6 @@ def _all_finite(model: nn.Module) -> bool:
 
 def _quiet(*args: Any, **kwargs: Any) -> None:
     """What ranks other than 0 print."""
-
-
-class StopRequest:
-    """SIGINT/SIGTERM set a flag; the loop saves a checkpoint at the next step boundary."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.requested = True
-
-    @contextmanager
-    def installed(self) -> Iterator[StopRequest]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self  # signal handlers can only be set from the main thread
-            return
-        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
 
 
 class MetricsLog:

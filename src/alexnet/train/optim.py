@@ -30,10 +30,6 @@ class PaperSGD(torch.optim.Optimizer):
     The effective rate of a group is `lr·lr_mult` (`initial_lr·lr_mult` when `lr_fixed`), its
     decay `weight_decay·wd_mult`. Tensors with
     the same (rate, decay, momentum, device, dtype) are updated together with `torch._foreach_*`.
-
-    `bf16_copies`: (weight, bf16 tensor) pairs; after each update every such tensor holds its
-    weight in bf16 (`alexnet.models.linear.Bf16Weights`): compiled, the copy is written in the
-    update's own loop instead of a forward's cast.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 0.01, momentum: float = 0.9,
@@ -44,7 +40,6 @@ class PaperSGD(torch.optim.Optimizer):
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                     "lr_mult": 1.0, "wd_mult": 1.0, "frozen": False, "lr_fixed": False}
         super().__init__(params, defaults)
-        self.bf16_copies: list[tuple[torch.Tensor, torch.Tensor]] = []
         for group in self.param_groups:
             group.setdefault("initial_lr", group["lr"])  # the rate an `lr_fixed` group keeps
 
@@ -77,9 +72,6 @@ class PaperSGD(torch.optim.Optimizer):
                 torch._foreach_add_(vs, ws, alpha=-decay)  # v -= wd·ε·w
             torch._foreach_add_(vs, gs, alpha=-lr)  # v -= ε·g
             torch._foreach_add_(ws, vs)  # w <- w + v
-        if self.bf16_copies:
-            torch._foreach_copy_([c for _, c in self.bf16_copies],
-                                 [w for w, _ in self.bf16_copies])
         return loss
 
 

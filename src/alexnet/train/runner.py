@@ -11,10 +11,12 @@ from typing import Any
 
 import yaml
 
-from alexnet.checkpoint import load_checkpoint
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.recipes import DEFAULT_RECIPE, list_recipes, load_recipe
 from alexnet.train.config import (
+    FROM_THE_MODEL,
+    KEYS,
+    MODEL_OPTIONS,
     SECTIONS,
     RunConfig,
     key_table,
@@ -22,12 +24,15 @@ from alexnet.train.config import (
     resolve_config,
     validate_config,
 )
+from alexnet.train.distributed import torchrun_job
+from alexnet.train.elastic import train_elastic
 from alexnet.train.finetune import init_model_config
 from alexnet.train.loop import train
 from alexnet.train.run_folder import default_run_dir
+from alexnet.weights.checkpoint import load_checkpoint
 
-__all__ = ["RESUMABLE", "Run", "default_run_dir", "fit", "key_table", "recipe_table",
-           "resolve_training", "run_training"]
+__all__ = ["RESUMABLE", "Run", "default_run_dir", "fit", "key_rows", "key_table", "recipe_rows",
+           "recipe_table", "resolve_training", "run_training"]
 
 
 # What a resumed run may change: none of them changes the numbers an uninterrupted run gives.
@@ -138,7 +143,9 @@ def run_training(*, recipe: str | None = None, data: str | None = None, out: str
                  overrides: list[str] | dict[str, Any] | None = None,
                  init_from: str | None = None) -> dict[str, Any]:
     """`alexnet train`: resolve recipe + overrides (or take a run's own config to resume).
-    `init_from` (a checkpoint, a run folder or `torchvision`) starts from trained weights."""
+    `init_from` (a checkpoint, a run folder or `torchvision`) starts from trained weights.
+    Under torchrun, (re)started workers continue the run in `out` by themselves
+    (train/elastic.py)."""
     if resume is not None:
         if init_from is not None:
             raise ConfigError("--resume continues a run from its own last.pt; drop --init-from")
@@ -147,7 +154,10 @@ def run_training(*, recipe: str | None = None, data: str | None = None, out: str
         return _resume(resume, pairs, recipe=recipe, data=data, out=out, full=full, force=force)
     cfg, init = resolve_training(recipe=recipe, data=data, full=full, overrides=overrides,
                                  init_from=init_from)
-    return train(cfg, out or default_run_dir(cfg.recipe), force=force, init=init)
+    run_dir = out or default_run_dir(cfg.recipe)
+    if torchrun_job() is not None:  # torchrun's (re)started workers continue the run there
+        return train_elastic(cfg, run_dir, force=force, init=init, resumable=tuple(RESUMABLE))
+    return train(cfg, run_dir, force=force, init=init)
 
 
 def _resume(run_dir: str, pairs: dict[str, Any], *, recipe: str | None, data: str | None,
@@ -238,3 +248,19 @@ def recipe_table() -> str:
         note = " (default)" if name == DEFAULT_RECIPE else ""
         rows.append(f"{name + note:<24} model {model:<9} {recipe.get('description', '')}")
     return "\n".join(rows)
+
+
+def recipe_rows() -> list[dict[str, Any]]:
+    """`alexnet recipes --json`: each shipped recipe's name, model and description."""
+    return [{"name": name, "model": (load_recipe(name).get("model") or {}).get("name", "paper"),
+             "description": load_recipe(name).get("description", ""),
+             "default": name == DEFAULT_RECIPE} for name in list_recipes()]
+
+
+def key_rows() -> list[dict[str, Any]]:
+    """`alexnet recipes --keys --json`: `key_table`'s keys as records."""
+    return [{"key": key, "default": None if spec.default is FROM_THE_MODEL else spec.default,
+             "allowed": spec.rule.allowed, "why": spec.why}
+            for key, spec in [*KEYS.items(),
+                              *((f"model.{k}", s) for k, s in MODEL_OPTIONS.items()
+                                if k != "image_size")]]

@@ -16,14 +16,14 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from alexnet.accel.settings import StepSettings, step_settings
 from alexnet.atomic import write_text
 from alexnet.data import DataBundle, DataConfig, build_loaders
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.models import create_model
 from alexnet.recipes import DEFAULT_RECIPE
-from alexnet.train.accel import StepSettings, step_settings
 from alexnet.train.config import RunConfig, dump_config
-from alexnet.train.distributed import Dist, per_rank_batch
+from alexnet.train.distributed import Dist, per_rank_batch, torchrun_job
 from alexnet.train.finetune import freeze, scale_rates, started_from, transfer
 from alexnet.train.optim import build_optimizer
 from alexnet.train.schedule import build_schedule
@@ -35,7 +35,7 @@ from alexnet.train.towers import TwoTowerParallel
 class Training:
     """One training run. `model` is the plain model (its weights go into checkpoints); `net` is
     what the step calls: `model` in channels_last, wrapped by DDP and torch.compile as the
-    device and the config say (train/accel.py)."""
+    device and the config say (accel/settings.py)."""
 
     cfg: RunConfig  # the resolved config, `distributed` filled in (a copy of the caller's)
     run_dir: Path
@@ -63,7 +63,7 @@ def setup_run(cfg: RunConfig, run_dir: Path, dist: Dist, state: dict[str, Any] |
     batch = per_rank_batch(cfg.batch_size, dist.world_size)
     cfg.distributed = {
         "world_size": dist.world_size, "global_batch": cfg.batch_size,
-        "per_rank_batch": batch,
+        "per_rank_batch": batch, "torchrun_job": torchrun_job(),
         "lr_rule": "lr is set for the global batch, which is fixed; "
                    "more processes means a smaller per-rank batch, not a larger lr"}
     configure_backends(cfg, dist.device)
@@ -207,6 +207,8 @@ def set_rng_state(state: dict[str, Any], dist: Dist) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if dist.device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"].cpu(), dist.device)
+    if dist.enabled and len(ranks) != dist.world_size:  # another world size: a stream per rank
+        torch.manual_seed(int(torch.randint(1 << 62, ())) + dist.rank)
 
 
 def full_command(cfg: RunConfig) -> str:

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alexnet.models.linear import Bf16Weights
-from alexnet.train.accel import autocast
+from alexnet.accel import Bf16Weights, autocast, update_with_copies, use_cpu_kernels
+from alexnet.models import PAPER_FAMILY
 from alexnet.train.optim import PaperSGD
 
 StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -20,19 +20,32 @@ def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, amp: 
                     compile_optimizer: bool = False, cudagraphs: bool = False) -> StepFn:
     """`step(x, y) -> (loss, logits)`: x (B, C, H, W) already on the model's device (and in its
     memory format), y (B,) int64. bf16 autocast around the forward when `amp`
-    (`alexnet.train.accel`); the update compiled into one fused loop when `compile_optimizer`
+    (`alexnet.accel.autocast`); the update compiled into one fused loop when `compile_optimizer`
     (CPU); gradients set to None after the update, so they hold no memory between steps. No
     host synchronisation: `loss` (a 0-d tensor) and `logits` (B, classes) stay on the device.
     `cudagraphs`: mark each step's start for torch.compile's CUDA graphs (mode
     "reduce-overhead"), which may overwrite the previous step's outputs.
 
-    With `amp` and the compiled `PaperSGD` update (CPU), the update also writes bf16 copies of
-    the fc weights that the forward uses instead of casting them (`Bf16Weights`)."""
-    copies, pairs = None, None
-    if amp and compile_optimizer and isinstance(optimizer, PaperSGD):
-        copies = Bf16Weights(model)
-        optimizer.bf16_copies = pairs = copies.pairs()
-    update = torch.compile(optimizer.step) if compile_optimizer else optimizer.step
+    On the CPU with `amp`, the paper family trains with the CPU fast path (`alexnet.accel`):
+    its conv and fc layers swapped for ones with faster bf16 weight gradients, and, with the
+    compiled `PaperSGD` update, bf16 copies of the fc weights that the update writes and the
+    forward reads instead of casting them (`Bf16Weights`)."""
+    plain = model
+    for wrapper in ("_orig_mod", "module", "_orig_mod"):  # torch.compile(DDP(model))
+        plain = getattr(plain, wrapper, plain)
+    on_cpu = next(plain.parameters()).device.type == "cpu"
+    fast_path = (amp and on_cpu and isinstance(getattr(plain, "config", None), dict)
+                 and plain.config.get("name") in PAPER_FAMILY)  # where it was measured
+    if fast_path:
+        use_cpu_kernels(plain)
+    copies, update = None, optimizer.step
+    if amp and on_cpu and compile_optimizer and isinstance(optimizer, PaperSGD):
+        copies = Bf16Weights(plain)  # of the fast path's fc layers, where it is on
+        if copies.layers:
+            update = update_with_copies(optimizer, copies)
+        else:
+            copies = None
+    update = torch.compile(update) if compile_optimizer else update
     mark_step = getattr(torch.compiler, "cudagraph_mark_step_begin", None) if cudagraphs \
         else None
 
@@ -50,9 +63,10 @@ def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, amp: 
                 copies.detach()
         loss.backward()
         update()
-        if copies is not None and optimizer.bf16_copies is pairs:
-            copies.written()  # (else a later step function's copies were written, not ours)
+        if copies is not None:
+            copies.written()
         optimizer.zero_grad(set_to_none=True)
         return loss.detach(), logits.detach()
 
+    step.copies = copies  # type: ignore[attr-defined]  # the bf16 copies it keeps, or None
     return step

@@ -1,5 +1,6 @@
-"""`Conv2d`: `torch.nn.Conv2d` with a faster bf16 weight gradient on the CPU where oneDNN's is
-slow: small maps, and the first layer's few input channels.
+"""`WindowGradConv2d`: `torch.nn.Conv2d` with a faster bf16 weight gradient on the CPU where
+oneDNN's is slow: small maps, and the first layer's few input channels. `alexnet.accel.
+use_cpu_kernels` swaps it in for a model's convolutions when a CPU training step is built.
 
 Measured on a 2-core Xeon with AMX-BF16, `paper` at batch 32 (benchmarks/README.md):
 - at 64-px inputs (the QUICK mode of a CPU run) conv3-conv5 see 3×3 maps. oneDNN's bf16 weight
@@ -84,7 +85,7 @@ class _WindowGradConv(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None
 
 
-class Conv2d(nn.Conv2d):
+class WindowGradConv2d(nn.Conv2d):
     """`nn.Conv2d`; a layer training in bf16 on the CPU computes its weight gradient by
     `weight_grad` when it has stride 1 and an output map of at most `SMALL_MAP` positions, or
     one group of at most `FEW_CHANNELS` input channels."""

@@ -2,8 +2,10 @@
 
 A checkpoint is a plain dict (see docs/ARCHITECTURE.md) that loads with
 `torch.load(weights_only=True)`: tensors, numbers, strings, lists, tuples and dicts only.
-Pretrained weights load as checkpoints too (`alexnet.pretrained`): the word `torchvision`, or a
-file holding a plain state dict in torchvision's AlexNet layout.
+Pretrained weights load as checkpoints too (`weights.torchvision_weights`): the word
+`torchvision`, or a file holding a plain state dict in torchvision's AlexNet layout; and so
+do the layouts that travel without pickle (`weights.portable`): a safetensors export and a
+Hugging Face folder.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 import torch
 
 from alexnet.atomic import atomic_open
+from alexnet.devices import resolve_device
 from alexnet.errors import CheckpointError
 from alexnet.models import PAPER_FAMILY, create_model
-from alexnet.pretrained import (
+from alexnet.weights.portable import is_pretrained_folder, is_safetensors, read_checkpoint
+from alexnet.weights.torchvision_weights import (
     TORCHVISION,
     checkpoint_from_state_dict,
     is_state_dict,
@@ -41,7 +45,8 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     """A checkpoint file, or a run folder: its `best.pt` (best validation error), else
-    `last.pt` (resuming reads `last.pt` by name); the word `torchvision`: torchvision's AlexNet
+    `last.pt` (resuming reads `last.pt` by name), else a Hugging Face folder (config.json +
+    model.safetensors: the folder itself); the word `torchvision`: torchvision's AlexNet
     weights in the torch hub cache, downloaded when missing (a path of that name: ./torchvision).
     """
     if isinstance(path, str) and path == TORCHVISION:
@@ -51,8 +56,11 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
         for name in ("best.pt", "last.pt"):
             if (path / name).is_file():
                 return path / name
-        raise CheckpointError(f"{path} is a folder without best.pt or last.pt; "
-                              "pass a run folder made by `alexnet train`")
+        if is_pretrained_folder(path):
+            return path
+        raise CheckpointError(f"{path} is a folder without best.pt or last.pt, or config.json "
+                              "and model.safetensors; pass a run folder made by `alexnet "
+                              "train` or a folder made by `save_pretrained`")
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     return path
@@ -64,9 +72,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
     `path` may also name pretrained weights (`resolve_checkpoint_path`): a plain state dict in
     torchvision's AlexNet layout comes back as an `owt` checkpoint without data of its own
-    (`alexnet.pretrained.checkpoint_from_state_dict`).
+    (`weights.torchvision_weights.checkpoint_from_state_dict`); a safetensors export or a
+    Hugging Face folder as the checkpoint it was written from (`weights.portable`), without
+    the training state (optimizer, epoch).
     """
     path = resolve_checkpoint_path(path)
+    if path.is_dir() or is_safetensors(path):
+        state = read_checkpoint(path)
+        if map_location != "cpu":
+            weights = state["model"]["state_dict"]
+            state["model"]["state_dict"] = {k: v.to(map_location) for k, v in weights.items()}
+        return {"format": FORMAT, **state}
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated, empty, text, foreign pickle: all one answer
@@ -128,3 +144,15 @@ def load_model(
                               f"names ({config}): {first}{more}") from err
     model.eval()
     return model, state
+
+
+def open_checkpoint(spec: str | os.PathLike | dict[str, Any], *,
+                    device: str | torch.device | None = "auto",
+                    expect_num_classes: int | None = None
+                    ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The one way a command opens weights: `spec` (a checkpoint file, a run folder, a
+    Hugging Face folder, a safetensors export, `torchvision`, a torchvision .pth, or a
+    checkpoint already loaded) -> its model in eval mode on `device` ("auto": CUDA when there
+    is one), and the checkpoint (`load_checkpoint`'s dict)."""
+    model, state = load_model(spec, expect_num_classes=expect_num_classes)
+    return model.to(resolve_device(device)), state

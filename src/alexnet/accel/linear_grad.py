@@ -1,5 +1,5 @@
-"""`Linear`: `torch.nn.Linear` whose weight gradient is an fp32 matrix product when it trains
-in bf16 on the CPU with a small batch.
+"""`Fp32GradLinear`: `torch.nn.Linear` whose weight gradient is an fp32 matrix product when it
+trains in bf16 on the CPU with a small batch (`alexnet.accel.use_cpu_kernels` swaps it in).
 
 Under CPU bf16 autocast the weight gradient of a fc layer, grad_out (B, O)ᵀ · x (B, I), is a
 bf16 product with only B terms per output, written in bf16 and then cast to the fp32 weight's
@@ -13,7 +13,8 @@ autocast. The parameters, their names and `isinstance(m, nn.Linear)` are unchang
 
 Autocast also casts each fp32 weight to bf16 in every forward: for fc7 a pass over 67 MB that
 took 5-8 ms of a ~70 ms step. `Bf16Weights` lets the training step hand the layers bf16 copies
-that the update writes in the same loop as the weights (`PaperSGD.bf16_copies`).
+that the compiled update writes in the same loop as the weights (`alexnet.accel.
+update_with_copies`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class _Fp32WeightGradLinear(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None
 
 
-class Linear(nn.Linear):
+class Fp32GradLinear(nn.Linear):
     """`nn.Linear`; under CPU bf16 autocast, training on at most `SMALL_BATCH` rows, the weight
     and bias gradients are computed in fp32 (see the module's docstring). `weight_bf16`: the
     weight's bf16 copy that the forward of that path uses instead of casting; set only for the
@@ -75,7 +76,7 @@ class Linear(nn.Linear):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         # `input` as nn.Linear names it: torch.jit.trace's check compares value names
-        # (see models/conv.py).
+        # (see accel/conv_grad.py).
         if not self._fp32_grad_path(input):
             return super().forward(input)
         dtype = torch.get_autocast_dtype("cpu")
@@ -92,18 +93,18 @@ class Linear(nn.Linear):
 
 
 class Bf16Weights:
-    """bf16 copies of the weights of a model's `Linear` layers (CPU, fp32), for one training
+    """bf16 copies of the weights of a model's `Fp32GradLinear` layers (CPU, fp32), for one training
     step function: written by the update that changes the weights, so that no forward casts.
 
     `attach()` before the forward sets each layer's `weight_bf16`, first re-copying any weight
     that changed since its copy was written (its `_version`, which every in-place change
     bumps: loading a checkpoint, a manual edit); `detach()` after the forward clears them, so
     the model used any other way (evaluation, a copy of it) casts as usual; `written()` after an
-    update that wrote every copy (`PaperSGD.bf16_copies = Bf16Weights.pairs()`).
+    update that wrote every copy (`alexnet.accel.update_with_copies`).
     """
 
     def __init__(self, model: nn.Module) -> None:
-        self.layers = [m for m in model.modules() if isinstance(m, Linear)
+        self.layers = [m for m in model.modules() if isinstance(m, Fp32GradLinear)
                        and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32
                        and m.weight.requires_grad]  # a frozen layer keeps autocast's cast
         self.copies = [m.weight.detach().to(torch.bfloat16) for m in self.layers]

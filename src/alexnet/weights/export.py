@@ -1,10 +1,13 @@
 """`alexnet export`: a checkpoint's model as safetensors, ONNX or TorchScript, each written file
-loaded back and its outputs compared with the PyTorch model's on random input."""
+loaded back and its outputs compared with the PyTorch model's on random input.
+
+A safetensors export carries the checkpoint's classes, normalisation and preprocessing
+(`weights.portable`), so `predict`, `eval`, `features` and `alexnet.load` open it as they open
+the checkpoint."""
 
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import warnings
 from pathlib import Path
@@ -13,14 +16,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from alexnet.atomic import save_with, write_bytes
-from alexnet.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet.atomic import save_with
 from alexnet.errors import AlexNetError, ConfigError
-from alexnet.models import create_model
-from alexnet.pretrained import TORCHVISION
+from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet.weights.portable import export_metadata, write_safetensors
+from alexnet.weights.torchvision_weights import TORCHVISION
 
-# safetensors, onnx and onnxruntime are optional (pip install 'alexnet[export]'): they are
-# imported where a format needs them, and `_require` says how to install a missing one.
+# onnx and onnxruntime are optional (the `export` extra): they are imported where a format
+# needs them, and `_require` says how to install a missing one.
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 ATOL = {"safetensors": 0.0, "onnx": 1e-4, "torchscript": 1e-5}  # max |Δlogit| accepted
@@ -30,8 +33,9 @@ def _require(module: str) -> Any:
     try:
         return __import__(module)
     except ImportError as err:
-        raise AlexNetError(f"export needs the `{module}` package: pip install "
-                           "'alexnet[export]' (safetensors, onnx, onnxruntime)") from err
+        raise AlexNetError(f"export needs the `{module}` package: pip install {module} (all of "
+                           "the export extra: pip install onnx onnxruntime, or "
+                           "pip install -e '.[export]' in the project's clone)") from err
 
 
 def example_input(model: nn.Module, batch: int = 2, seed: int = 0) -> torch.Tensor:
@@ -42,22 +46,14 @@ def example_input(model: nn.Module, batch: int = 2, seed: int = 0) -> torch.Tens
 
 
 def export_safetensors(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save
-
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    write_bytes(path, save(tensors, metadata=metadata))
+    """The model's weights as safetensors, with `metadata` (`weights.portable.export_metadata`:
+    what `load_checkpoint` needs to open the file as the checkpoint it came from)."""
+    write_safetensors(path, model.state_dict(), metadata)
 
 
 def load_safetensors(path: Path) -> nn.Module:
     """Rebuild the model of a safetensors file written by `export_safetensors`."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as f:
-        config = json.loads((f.metadata() or {})["model_config"])
-    model = create_model(**config)
-    model.load_state_dict(load_file(str(path)))
-    return model.eval()
+    return load_model(path)[0]
 
 
 def export_onnx(model: nn.Module, path: Path, x: torch.Tensor, opset: int = 17) -> None:
@@ -101,7 +97,7 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fmt in ("safetensors", "onnx"):
+    if fmt == "onnx":
         _require(fmt)
     src = resolve_checkpoint_path(checkpoint)  # a run folder: its best.pt
     state = load_checkpoint(src)
@@ -118,9 +114,9 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
                           f"{FORMATS[fmt]})")
     x = example_input(model)
     if fmt == "safetensors":
-        export_safetensors(model, path, {"format": "alexnet-safetensors/1",
-                                         "model_config": json.dumps(model.config),
-                                         "classes": json.dumps(list(state.get("classes") or []))})
+        # the rebuilt model's config: load_model fills in what older checkpoints left out
+        described = {**state, "model": {"config": dict(model.config)}}
+        export_safetensors(model, path, export_metadata(described))
     elif fmt == "onnx":
         export_onnx(model, path, x)
     else:

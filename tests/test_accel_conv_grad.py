@@ -1,4 +1,4 @@
-"""`alexnet.models.conv`: the matrix-product bf16 weight gradient equals the convolution's own,
+"""`alexnet.accel.conv_grad`: the matrix-product bf16 weight gradient equals the convolution's own,
 and is used only where it was measured to be faster (CPU, bf16; stride 1 with maps of at most
 3×3, or a first layer of at most 3 input channels at any stride)."""
 
@@ -6,8 +6,18 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet.models.conv import Conv2d, weight_grad
+from alexnet.accel.conv_grad import WindowGradConv2d as Conv2d
+from alexnet.accel.conv_grad import weight_grad
 from conftest import bf16_grads_eager_and_compiled
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rel: float = 1e-2) -> None:
+    """bf16-close as a whole: ‖a - b‖ ≤ rel·‖b‖. Element by element, bf16 weight gradients of
+    different summation orders differ by a rounding step (1/8 near 32), and which elements do
+    depends on the CPU's bf16 (native or emulated by oneDNN)."""
+    a, b = a.float(), b.float()
+    assert a.shape == b.shape and a.dtype == b.dtype
+    assert (a - b).norm() <= rel * b.norm(), f"{(a - b).norm() / b.norm():.4f} > {rel}"
 
 
 def _grads(conv: nn.Module, x: torch.Tensor, amp: bool) -> tuple[torch.Tensor, ...]:
@@ -55,8 +65,8 @@ def test_bf16_training_of_a_first_layer_takes_the_matrix_product_path(cin):
     got, want = _grads(ours, x, amp=True), _grads(ref, x, amp=True)
     assert "_WindowGradConv" in type(got[-1]).__name__
     for a, b in zip(got[:-1], want[:-1], strict=True):  # output, dx, dw, db
-        assert a.dtype == b.dtype
-        torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=5e-2)
+        _close(a, b)
+    _close(got[2], _grads(ref, x, amp=False)[2])  # and bf16-close to fp32's
 
 
 @pytest.mark.parametrize("groups", [1, 2])
@@ -70,10 +80,8 @@ def test_bf16_training_on_3x3_maps_takes_the_small_map_path_with_the_same_gradie
     assert "_WindowGradConv" in type(got[-1]).__name__
     assert "_WindowGradConv" not in type(want[-1]).__name__
     for a, b in zip(got[:-1], want[:-1], strict=True):  # output, dx, dw, db
-        assert a.dtype == b.dtype
-        torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-2)
-    exact = _grads(ref, x, amp=False)  # and both are bf16-close to fp32
-    torch.testing.assert_close(got[2], exact[2], rtol=3e-2, atol=3e-2)
+        _close(a, b)
+    _close(got[2], _grads(ref, x, amp=False)[2])  # and bf16-close to fp32's
 
 
 @pytest.mark.parametrize(("size", "amp", "stride", "grad"), [

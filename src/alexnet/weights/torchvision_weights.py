@@ -1,8 +1,9 @@
 """Pretrained ImageNet weights as ordinary checkpoints.
 
-`alexnet.checkpoint.load_checkpoint` accepts, besides its own files, the word `torchvision`
-(torchvision's AlexNet_Weights.IMAGENET1K_V1, read from the torch hub cache) and any file
-holding a plain state dict in torchvision's AlexNet key layout (features.0.weight ...
+`weights.checkpoint.load_checkpoint` accepts, besides its own files, the word `torchvision`
+(torchvision's AlexNet_Weights.IMAGENET1K_V1, read from the torch hub cache; its URL, hash,
+categories, published errors and preprocessing come from torchvision's public weights API) and
+any file holding a plain state dict in torchvision's AlexNet key layout (features.0.weight ...
 classifier.6.bias), e.g. the hub file alexnet-owt-7be5be79.pth. This module turns such a state
 dict into the checkpoint layout (docs/ARCHITECTURE.md), so every command that takes a checkpoint
 takes pretrained weights. Such a checkpoint has no data of its own (`config.data.source` None).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 
@@ -30,25 +32,53 @@ from alexnet.errors import CheckpointError
 from alexnet.models import create_model
 
 TORCHVISION = "torchvision"  # the word that names torchvision's weights on the command line
-# torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url; torch.hub names files <name>-<first 8
-# hex digits of their SHA-256>.pth and checks that prefix on download
-TORCHVISION_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
-TORCHVISION_SHA256_PREFIX = "7be5be79"
-TORCHVISION_FROM = "torchvision AlexNet_Weights.IMAGENET1K_V1"
-# AlexNet_Weights.IMAGENET1K_V1.meta["_metrics"]["ImageNet-1K"]: acc@1 56.522, acc@5 79.066 on
-# the 50,000 ILSVRC-2012 validation images, centre 224 crop of the 256 resize
-TORCHVISION_EXPECTED = {"top1_err": 0.43478, "top5_err": 0.20934}
-# torchvision's ImageNet normalisation, for pixels in [0, 1] (ToTensor)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# §2's 256 resize and §4.1's 224 centre patch: torchvision's Resize(256) + CenterCrop(224)
-PREPROCESS = {"resize": 256, "crop": 224, "channels": 3, "size": 224}
 WNIDS_FILE = Path(sources.__file__).with_name("ilsvrc2012_wnids.txt")
+
+
+def torchvision_weights() -> Any:
+    """torchvision's `AlexNet_Weights.IMAGENET1K_V1`: its URL, `meta` (categories, published
+    metrics) and `transforms()`, read through torchvision's public API."""
+    # imported here: torchvision takes seconds to import and only pretrained weights need it
+    from torchvision.models import AlexNet_Weights
+
+    return AlexNet_Weights.IMAGENET1K_V1
+
+
+def torchvision_source() -> str:
+    """The name the checkpoint's `pretrained.from` gives torchvision's weights."""
+    return f"torchvision {torchvision_weights()}"
+
+
+def hash_prefix(url: str) -> str:
+    """The SHA-256 prefix torch.hub reads from a weights file's name
+    (<name>-<first hex digits of its SHA-256>.pth) and checks on download."""
+    found = torch.hub.HASH_REGEX.search(Path(urlparse(url).path).name)
+    if found is None:
+        raise CheckpointError(f"{url} names no hash prefix (<name>-<sha256 prefix>.pth)")
+    return found.group(1)
+
+
+def published_errors() -> dict[str, float]:
+    """The top-1/top-5 errors torchvision publishes for its weights
+    (`meta["_metrics"]["ImageNet-1K"]`: on the 50,000 ILSVRC-2012 validation images, centre
+    224 crop of the 256 resize)."""
+    acc = torchvision_weights().meta["_metrics"]["ImageNet-1K"]
+    return {"top1_err": round(1 - acc["acc@1"] / 100, 6),
+            "top5_err": round(1 - acc["acc@5"] / 100, 6)}
+
+
+def torchvision_preprocess() -> dict[str, int]:
+    """torchvision's evaluation sizes (`transforms()`: Resize(256) + CenterCrop(224), §2's 256
+    resize and §4.1's 224 centre patch) as a checkpoint's `data.preprocess`."""
+    t = torchvision_weights().transforms()
+    crop = int(t.crop_size[0])
+    return {"resize": int(t.resize_size[0]), "crop": crop, "channels": 3, "size": crop}
 
 
 def hub_file() -> Path:
     """Where torch.hub keeps torchvision's AlexNet weights ($TORCH_HOME/hub/checkpoints/...)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_URL.rsplit("/", 1)[1]
+    name = Path(urlparse(torchvision_weights().url).path).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
 def torchvision_file() -> Path:
@@ -56,14 +86,15 @@ def torchvision_file() -> Path:
     path = hub_file()
     if path.is_file():
         return path
+    url = torchvision_weights().url
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # writes a temporary file next to `path` and renames it once the hash prefix matches
-        torch.hub.download_url_to_file(TORCHVISION_URL, str(path),
-                                       hash_prefix=TORCHVISION_SHA256_PREFIX, progress=True)
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=hash_prefix(url),
+                                       progress=True)
     except Exception as err:  # URLError, HTTPError, OSError, hash mismatch
         raise CheckpointError(
-            f"torchvision's pretrained AlexNet weights ({TORCHVISION_URL}) are not in the torch "
+            f"torchvision's pretrained AlexNet weights ({url}) are not in the torch "
             f"hub cache and could not be downloaded ({type(err).__name__}: {err}); run once "
             f"with internet access, or copy the file to {path} ($TORCH_HOME/hub/checkpoints, "
             "default ~/.cache/torch/hub/checkpoints)") from err
@@ -83,9 +114,11 @@ def imagenet_wnids() -> list[str]:
 
 
 def imagenet_normalization() -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet mean and std in the loaders' 0..255 units, (3, 1, 1) each."""
-    return {"mean": (torch.tensor(IMAGENET_MEAN) * 255).reshape(3, 1, 1),
-            "std": (torch.tensor(IMAGENET_STD) * 255).reshape(3, 1, 1)}
+    """torchvision's ImageNet mean and std (`transforms()`, for pixels in [0, 1]) in the
+    loaders' 0..255 units, (3, 1, 1) each."""
+    t = torchvision_weights().transforms()
+    return {"mean": (torch.tensor(t.mean) * 255).reshape(3, 1, 1),
+            "std": (torch.tensor(t.std) * 255).reshape(3, 1, 1)}
 
 
 def check_layout(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
@@ -118,7 +151,7 @@ def _sha256_prefix(path: Path, n: int = 8) -> str:
 
 def checkpoint_from_state_dict(state_dict: dict[str, torch.Tensor], path: str | Path
                                ) -> dict[str, Any]:
-    """The checkpoint (without its "format" key, which `alexnet.checkpoint` adds) of `owt` with
+    """The checkpoint (without its "format" key, which `weights.checkpoint` adds) of `owt` with
     torchvision's AlexNet weights read from `path`: its model, the 1000 wnids, torchvision's
     preprocessing and normalisation, and where the weights came from. The published errors
     ("expected") are attached only to torchvision's own file (its SHA-256 prefix)."""
@@ -127,16 +160,18 @@ def checkpoint_from_state_dict(state_dict: dict[str, torch.Tensor], path: str | 
     check_layout(state_dict, model.state_dict(), path)
     pretrained: dict[str, Any] = {"from": "a state dict in torchvision's AlexNet layout",
                                   "file": str(path)}
-    if Path(path).is_file() and _sha256_prefix(Path(path)) == TORCHVISION_SHA256_PREFIX:
-        pretrained.update({"from": TORCHVISION_FROM, "expected": dict(TORCHVISION_EXPECTED)})
+    if (Path(path).is_file()
+            and _sha256_prefix(Path(path)) == hash_prefix(torchvision_weights().url)):
+        pretrained.update({"from": torchvision_source(), "expected": published_errors()})
     config = dict(model.config)
+    preprocess = torchvision_preprocess()
     return {
         "model": {"config": config, "state_dict": dict(state_dict)},
         "classes": imagenet_wnids(),
-        "data": {"normalization": imagenet_normalization(), "preprocess": dict(PREPROCESS)},
+        "data": {"normalization": imagenet_normalization(), "preprocess": preprocess},
         # no data of its own: commands that read data need --data (ILSVRC-2012's 1000 wnids)
-        "config": {"data": {"source": None, "resize": PREPROCESS["resize"],
-                            "crop": PREPROCESS["crop"], "channels": 3, "flip": False,
+        "config": {"data": {"source": None, "resize": preprocess["resize"],
+                            "crop": preprocess["crop"], "channels": 3, "flip": False,
                             "mean": "channel"},
                    "model": dict(config)},
         "pretrained": pretrained,

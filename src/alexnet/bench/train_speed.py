@@ -1,9 +1,9 @@
 """`alexnet bench train`: images/s of one training step (forward, backward, update) on synthetic
 data, the optimised step side by side with the plain eager fp32 step a user would write.
 
-Optimised (what `alexnet.train.loop` does, `alexnet.train.accel`): on CUDA bf16 autocast,
+Optimised (what `alexnet.train.loop` does, `alexnet.accel`): on CUDA bf16 autocast,
 channels_last, torch.compile, §5's update rule with foreach kernels (`PaperSGD`), the fused LRN
-of `alexnet.kernels.lrn` (picked automatically by `LocalResponseNorm` on CUDA), cuDNN
+of `alexnet.kernels.lrn_triton` (picked automatically by `LocalResponseNorm` on CUDA), cuDNN
 autotuning, no host sync per step; on a CPU bf16 autocast where the CPU has native bf16,
 channels_last, torch.compile of the model and of the update.
 Plain: the same network and weights with `torch.nn.LocalResponseNorm`, fp32, NCHW, eager,
@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from alexnet.accel.cpu import keep_freed_memory
+from alexnet.accel.settings import step_settings
 from alexnet.bench.plain import (
     COMPILE_MODES,
     PlainProcess,
@@ -36,12 +38,10 @@ from alexnet.bench.timing import (
     reset_peak_memory,
     time_calls,
 )
-from alexnet.cpu import keep_freed_memory
 from alexnet.devices import resolve_device
 from alexnet.errors import ConfigError
 from alexnet.models.lrn import LocalResponseNorm, _fused_lrn, lrn_reference
 from alexnet.models.profile import model_stats
-from alexnet.train.accel import step_settings
 from alexnet.train.optim import PaperSGD
 from alexnet.train.step import make_train_step
 

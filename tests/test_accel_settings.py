@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet import cpu
-from alexnet.train import accel
-from alexnet.train.accel import CPU_COMPILE_MIN_STEPS, autocast, step_settings
+from alexnet.accel import cpu
+from alexnet.accel import settings as accel
+from alexnet.accel.settings import CPU_COMPILE_MIN_STEPS, autocast, step_settings
 from alexnet.train.optim import PaperSGD
 
 
@@ -98,3 +98,30 @@ def test_compiled_update_equals_the_eager_one() -> None:
     for a, b, c in zip(eager_net.parameters(), fused_net.parameters(), start, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
         assert not torch.equal(a, c)
+
+
+def test_the_cpu_fast_path_is_swapped_in_when_a_bf16_cpu_step_is_built():
+    """models/ builds plain nn.Conv2d / nn.Linear; make_train_step swaps the fast path's
+    layers in (same parameters and names) for the paper family training in bf16 on the CPU."""
+    from torch import nn
+
+    from alexnet.accel.conv_grad import WindowGradConv2d
+    from alexnet.accel.linear_grad import Fp32GradLinear
+    from alexnet.models import create_model
+    from alexnet.train.optim import PaperSGD
+    from alexnet.train.step import make_train_step
+
+    def kinds(model: nn.Module) -> set[type]:
+        return {type(m) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)}
+
+    paper = create_model("paper", num_classes=3, image_size=64)
+    assert kinds(paper) == {nn.Conv2d, nn.Linear}
+    keys = list(paper.state_dict())
+    make_train_step(paper, PaperSGD(paper.parameters()), amp=False)
+    assert kinds(paper) == {nn.Conv2d, nn.Linear}  # fp32: nothing to speed up
+    make_train_step(paper, PaperSGD(paper.parameters()), amp=True)
+    assert kinds(paper) == {WindowGradConv2d, Fp32GradLinear}
+    assert list(paper.state_dict()) == keys
+    owt = create_model("owt", num_classes=3, image_size=64)
+    make_train_step(owt, PaperSGD(owt.parameters()), amp=True)
+    assert kinds(owt) == {nn.Conv2d, nn.Linear}  # measured on the paper family only

@@ -30,8 +30,8 @@ from torch import nn
 
 from alexnet.errors import AlexNetError, CheckpointError, DataError
 from alexnet.models import AlexNetBase, create_model
-from alexnet.models.caffe_proto import Blob, Layer, WireError, read_blob, read_net, read_prototxt
 from alexnet.models.lrn import LocalResponseNorm
+from alexnet.weights.caffe_proto import Blob, Layer, WireError, read_blob, read_net, read_prototxt
 
 CAFFE_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 # BVLC/caffe examples/00-classification.ipynb: ilsvrc_2012_mean.npy (the ILSVRC-2012 training
@@ -271,7 +271,7 @@ def load_caffe_weights(path: Path, layers: list[Layer], model: AlexNetBase) -> N
 
 def caffe_checkpoint(weights_path: str | os.PathLike, *, deploy: str | os.PathLike | None = None,
                      mean: str | os.PathLike | None = None) -> dict[str, Any]:
-    """A checkpoint dict (without "format"; `alexnet.checkpoint.save_checkpoint` adds it) of
+    """A checkpoint dict (without "format"; `alexnet.weights.checkpoint.save_checkpoint` adds it) of
     the `paper` model holding a Caffe bvlc_alexnet `.caffemodel`'s weights.
 
     The layer parameters (LRN, convolutions, the order) are read from `deploy` when given,

@@ -1,4 +1,4 @@
-"""`alexnet.models.linear`: under CPU bf16 autocast with a small batch the weight and bias
+"""`alexnet.accel.linear_grad`: under CPU bf16 autocast with a small batch the weight and bias
 gradients are fp32 products with the values autocast's own path gives, and everything else keeps
 `torch.nn.Linear`'s path."""
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet.models.linear import SMALL_BATCH, Linear, fp32_weight_grad
+from alexnet.accel.linear_grad import SMALL_BATCH, fp32_weight_grad
+from alexnet.accel.linear_grad import Fp32GradLinear as Linear
 from conftest import bf16_grads_eager_and_compiled
 
 
@@ -68,7 +69,7 @@ def test_compiled_gradients_equal_eager_ones():
 
 
 def test_bf16_weights_are_used_only_while_attached_and_follow_other_changes():
-    from alexnet.models.linear import Bf16Weights
+    from alexnet.accel.linear_grad import Bf16Weights
 
     torch.manual_seed(0)
     net = nn.Sequential(Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))  # the plain one: no copy
@@ -98,8 +99,8 @@ def test_the_forward_uses_the_attached_copy():
 def test_training_steps_with_the_update_writing_the_copies_equal_those_without():
     """The compiled update writes the bf16 copies; the steps' results are the ones of casting
     in each forward (up to the compiled update's rounding), and each copy always holds its
-    updated weight; also for a step function whose copies a later one (on the same optimizer)
-    took over: it must notice that the update no longer writes its copies."""
+    updated weight; also with a second step function on the same optimizer and model, whose
+    copies are its own."""
     from alexnet.train.optim import PaperSGD
     from alexnet.train.step import make_train_step
 
@@ -109,13 +110,13 @@ def test_training_steps_with_the_update_writing_the_copies_equal_those_without()
         opt = PaperSGD(list(net.parameters()), lr=0.05)
         steps = [make_train_step(net, opt, amp=True, compile_optimizer=with_copies)
                  for _ in range(2 if two_step_functions else 1)]
-        assert bool(opt.bf16_copies) == with_copies
+        assert (steps[0].copies is not None) == with_copies
         torch.manual_seed(1)
         losses = []
-        for _ in range(4):  # with two: the first, whose copies the second took over
+        for _ in range(4):
             x, y = torch.randn(16, 32), torch.randint(0, 10, (16,))
             losses.append(steps[0](x, y)[0])
-            for w, c in opt.bf16_copies:
+            for w, c in (steps[0].copies.pairs() if with_copies else []):
                 torch.testing.assert_close(c, w.detach().bfloat16(), rtol=0, atol=0)
             assert all(m.weight_bf16 is None for m in net if isinstance(m, Linear))
         return losses + [p.detach() for p in net.parameters()]

@@ -4,7 +4,7 @@ keys of the run config (and of `alexnet bench train`) switch them, on CUDA and C
 CUDA: bf16 autocast, channels_last, torch.compile of the model.
 CPU, chosen by measurement (benchmarks/README.md, 2-core Xeon with AMX-BF16, `paper` at 64 px,
 batch 32; one thread, CPU time per step, eager fp32 = 1):
-- bf16 autocast only where the CPU has bf16 matrix units (`alexnet.cpu.native_bf16`): emulated
+- bf16 autocast only where the CPU has bf16 matrix units (`alexnet.accel.cpu.native_bf16`): emulated
   bf16 is slower than fp32. Eager, bf16 gains nothing (0.9-1.05: the weights are cast every
   step); compiled, it adds ~1.3x.
 - channels_last only with compile (eager it costs ~10%; compiled it adds ~1.1x).
@@ -14,9 +14,9 @@ batch 32; one thread, CPU time per step, eager fp32 = 1):
   least `CPU_COMPILE_MIN_STEPS` steps.
 - In the model itself, where oneDNN's bf16 weight gradient is slow: conv layers on maps of at
   most 3×3 (conv3-conv5 at 64 px) and conv1 compute it as one matrix product over the windows
-  (`alexnet.models.conv`); the fc layers, at batches of at most 32, as an fp32 product with no
-  bf16 result to cast back (`alexnet.models.linear`), and the compiled update writes the fc
-  weights' bf16 copies that their forward reads instead of casting (`train/step.py`).
+  (`accel/conv_grad.py`); the fc layers, at batches of at most 32, as an fp32 product with no
+  bf16 result to cast back (`accel/linear_grad.py`), and the compiled update writes the fc
+  weights' bf16 copies that their forward reads instead of casting (`accel/__init__.py`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from alexnet.cpu import native_bf16
+from alexnet.accel.cpu import native_bf16
 
 CPU_COMPILE_MIN_STEPS = 500  # ~1 min of compiling pays back after a few hundred faster steps
 
