@@ -132,12 +132,22 @@ def _results(folder) -> dict:
     return data
 
 
-def test_relu_vs_tanh_end_to_end(tmp_path, separable_data):
+def test_relu_vs_tanh_end_to_end(tmp_path, separable_data, monkeypatch):
+    from alexnet.experiments import relu_tanh
+
+    monkeypatch.setitem(relu_tanh.CAP, True, 4)  # the seeds' arms continue to at most 4
+    monkeypatch.setitem(relu_tanh.EXTEND, True, 2)
     data = separable_data(n=16, val=8, size=32, channels=3)
     out = tmp_path / "relu"
     results = run_experiment("relu-vs-tanh", data=data["source"], seeds=1, out=str(out),
                              overrides=[*TOY, "epochs=2", "train_batches=1"])
     saved = _results(out)
+    chosen = {f"{act}-lr{lr:g}-seed0" for act, lr in saved["details"]["fastest_lr"].items()}
+    for name in chosen:  # crossed 25% (no more epochs) or continued in steps of 2 up to 4
+        trained = saved["details"]["epochs_trained"][name]
+        reached = saved["details"]["epochs_to_threshold"][name] is not None
+        assert trained in (2, 4) and (reached or trained == 4)
+    assert report_experiment(out)["details"]["fastest_lr"] == saved["details"]["fastest_lr"]
     assert saved["verdict"] == results["verdict"]
     assert [a["name"] for a in saved["arms"]] == [
         f"{act}-lr{lr}-seed0" for act in ("relu", "tanh") for lr in ("0.001", "0.003", "0.01")]

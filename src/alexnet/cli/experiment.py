@@ -28,9 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "unfinished ones), then write OUT/results.json, results.md and figure.png. "
                     "Without CUDA the default is the QUICK version; --full runs the paper's "
                     "settings.")
-    run.add_argument("name", help="an experiment of `alexnet experiment list`")
+    run.add_argument("name", help="an experiment of `alexnet experiment list`, or `all`: every "
+                                  "experiment in turn and one summary table (OUT/summary.md, "
+                                  "summary.json; default OUT runs/experiments/all[-quick])")
     run.add_argument("--data", help="data source of every arm: cifar10, fashion-mnist or a path "
-                                    "(default: the experiment's)")
+                                    "(default: the experiment's; with `all`: of the "
+                                    "experiments without a default)")
+    run.add_argument("--cifar-data", metavar="DIR",
+                     help="with `all`: the CIFAR-10 experiments' data (default: cifar10)")
+    run.add_argument("--only", action="append", metavar="NAME", default=[],
+                     help="with `all`: only these experiments (repeatable)")
     run.add_argument("--seeds", type=flags.positive,
                      help="independently seeded runs per condition (default: the "
                           "experiment's, see `alexnet experiment list`)")
@@ -71,11 +78,26 @@ def _list(args: argparse.Namespace) -> int:
         print(f"{'':<13} data: {r['default_data']}; seeds {r['seeds']['quick']} (QUICK), "
               f"{r['seeds']['full']} (full)")
         print(f"{'':<13} QUICK: {r['cost']['quick']}; full: {r['cost']['full']}")
+        if r["power"]:
+            print(f"{'':<13} {r['power']}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
+    from alexnet.errors import ConfigError
     from alexnet.experiments.runner import run_experiment
+
+    if args.name == "all":
+        from alexnet.experiments.suite import run_all
+
+        if args.source or args.reuse:
+            raise ConfigError("`run all` reuses its own experiments' arms; drop --from/--reuse")
+        summary = run_all(data=args.data, cifar_data=args.cifar_data, seeds=args.seeds,
+                          out=args.out, full=args.full, overrides=args.overrides,
+                          only=args.only or None)
+        return 130 if any(r["verdict"] == "stopped" for r in summary["rows"]) else 0
+    if args.cifar_data or args.only:
+        raise ConfigError("--cifar-data and --only go with `run all`")
 
     results = run_experiment(args.name, data=args.data, seeds=args.seeds, out=args.out,
                              full=args.full, overrides=flags.flag_overrides(

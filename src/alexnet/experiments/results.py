@@ -82,6 +82,8 @@ def markdown(p: dict[str, Any]) -> str:
     lines += ["", f"**Effect** ({e['name']}): {values}; paper: {paper_effect}.",
               "", f"**Verdict: {v['word']}** — {v['reason']}.", "",
               f"_Rule:_ {v['rule']}.", ""]
+    if p.get("power"):
+        lines += [f"_Before it ran_, {p['power']['statement']}.", ""]
     if p.get("notes"):
         lines += [f"- {n}" for n in p["notes"]] + [""]
     if p.get("figure"):

@@ -22,6 +22,7 @@ from pathlib import Path
 from alexnet.evaluation.retrieval import PRECISION_K, retrieval_precision
 from alexnet.experiments.ablation import PAPER_NET, condition_arms
 from alexnet.experiments.arms import Arm
+from alexnet.experiments.power import PowerNote
 from alexnet.experiments.spec import ArmRun, Experiment, Outcome, Plan
 from alexnet.experiments.verdict import verdict
 from alexnet.figures.experiments import precision_figure
@@ -93,6 +94,13 @@ def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
                             [f"fig4-{r.name}-pixels.png" for r in runs]})
 
 
+POWER = PowerNote(
+    effect=0.02, sigma=None,
+    measured="one QUICK run: precision@6 0.443 by fc7 vs 0.232 by pixels (README's "
+             "retrieval row), no spread over runs yet",
+    full="--full: one ~90-epoch ILSVRC-2012 run "
+         "(~8 h each on one GPU, estimate; months on 2 CPU cores) and 50,000 stored images")
+
 EXPERIMENT = Experiment(
     name="retrieval", section="§6.1, Fig. 4",
     claim="images whose last-hidden-layer vectors are close in Euclidean distance share their "
@@ -106,4 +114,4 @@ EXPERIMENT = Experiment(
           "one `paper` run (~90 ILSVRC-2012 epochs) + 50,000 stored images"),
     varies=("seed",),
     floor=0.02, floor_why="one run: 0.02 of precision@6",
-    arms=arms, analyse=analyse, takes_runs=True)
+    arms=arms, analyse=analyse, takes_runs=True, power=POWER)

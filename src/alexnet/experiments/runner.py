@@ -42,6 +42,7 @@ from alexnet.experiments.results import FIGURE, fmt_spread, fmt_value, write_res
 from alexnet.experiments.spec import ArmRun, Experiment, Outcome, Plan
 from alexnet.schema import parse_overrides
 from alexnet.train.config import validate_config
+from alexnet.train.runner import run_training
 
 PLAN = "plan.json"
 # Set by the command's own options, not as KEY=VALUE.
@@ -112,30 +113,22 @@ def run_experiment(name: str, *, data: str | None = None, seeds: int | None = No
     mode = "QUICK" if plan.quick else "full"
     print(f"experiment {name} ({exp.section}), {mode}: {len(arms)} run(s) in "
           f"{folder / ARMS}" + (f", evaluating {source}" if source else ""), flush=True)
+    if exp.power is not None and not source:
+        print(exp.power.statement(plan.seeds, exp.floor), flush=True)
     statuses: dict[str, str] = {}
-    for i, arm in enumerate(arms, start=1):
-        where = arm_folder(folder, arm)
-        found = (reusable_arm(arm, pairs[arm.name], sources)
-                 if sources and states[arm.name] == "new" else None)
-        if found is not None:
-            copy_arm(found, where)
-            statuses[arm.name] = "reused"
-            print(f"[{i}/{len(arms)}] {arm.name}: the same run finished in {found}, copied",
-                  flush=True)
-            continue
-        print(f"[{i}/{len(arms)}] {arm.name}: " + ("finished before, skipped"
-              if states[arm.name] == "finished" else f"training -> {where}"), flush=True)
-        try:
-            statuses[arm.name] = run_arm(arm, where, pairs[arm.name])
-        except DataError as err:
-            if data is None and exp.default_data:
-                raise DataError(f"{err}\nor run the experiment on data this machine has, e.g. "
-                                f"--data fashion-mnist or --data DIR ({exp.data_hint})") from None
-            raise
-        if statuses[arm.name] == "interrupted":
-            print(f"experiment {name} stopped in {arm.name}; continue it with: "
-                  f"{command(plan, folder)}", flush=True)
+    if not train_arms(exp, plan, folder, arms, pairs, statuses, sources, data,
+                      extend=False):
+        return None
+    if exp.followup is not None and not source:
+        more = exp.followup(plan, [ArmRun(a.name, arm_folder(folder, a), a.tags)
+                                   for a in arms])
+        print(f"experiment {name}: {len(more)} more run(s) chosen from the first "
+              f"{len(arms)}", flush=True)
+        pairs.update({a.name: arm_overrides(a, plan.extra, plan.data) for a in more})
+        if not train_arms(exp, plan, folder, more, pairs, statuses, sources, data,
+                          extend=True):
             return None
+        arms = arms + [a for a in more if a.name not in {b.name for b in arms}]
     runs = ([ArmRun(a.name, arm_folder(folder, a), a.tags) for a in arms] if not source
             else runs_from(source))
     results = finish(exp, plan, folder, runs, arms, pairs, statuses)
@@ -145,13 +138,57 @@ def run_experiment(name: str, *, data: str | None = None, seeds: int | None = No
     return results
 
 
+def train_arms(exp: Experiment, plan: Plan, folder: Path, arms: list[Arm],
+               pairs: dict[str, dict[str, Any]], statuses: dict[str, str], sources: list[Path],
+               data: str | None, *, extend: bool) -> bool:
+    """Train (continue, skip or copy from `sources`) each arm in turn, printing one line per
+    arm; with `extend`, an arm the experiment wants longer (`more_epochs`) continues until
+    it does not. False when a signal stopped an arm (the same command continues it)."""
+    for i, arm in enumerate(arms, start=1):
+        where = arm_folder(folder, arm)
+        state = arm_state(where)
+        if state in ("new", "started"):
+            validate_config(arm_config(arm, pairs[arm.name]))
+        found = (reusable_arm(arm, pairs[arm.name], sources)
+                 if sources and state == "new" else None)
+        if found is not None:
+            copy_arm(found, where)
+            statuses[arm.name] = "reused"
+            print(f"[{i}/{len(arms)}] {arm.name}: the same run finished in {found}, copied",
+                  flush=True)
+        else:
+            print(f"[{i}/{len(arms)}] {arm.name}: " + ("finished before, skipped"
+                  if state == "finished" else f"training -> {where}"), flush=True)
+            try:
+                statuses[arm.name] = run_arm(arm, where, pairs[arm.name])
+            except DataError as err:
+                if data is None and exp.default_data:
+                    raise DataError(f"{err}\nor run the experiment on data this machine has, "
+                                    f"e.g. --data fashion-mnist or --data DIR "
+                                    f"({exp.data_hint})") from None
+                raise
+        while (statuses.get(arm.name) != "interrupted" and extend
+               and exp.more_epochs is not None):
+            epochs = exp.more_epochs(plan, ArmRun(arm.name, where, arm.tags))
+            if epochs is None:
+                break
+            print(f"[{i}/{len(arms)}] {arm.name}: continues to {epochs} epochs", flush=True)
+            summary = run_training(resume=str(where), overrides={"epochs": epochs})
+            statuses[arm.name] = "interrupted" if summary["interrupted"] else "extended"
+        if statuses.get(arm.name) == "interrupted":
+            print(f"experiment {plan.name} stopped in {arm.name}; continue it with: "
+                  f"{command(plan, folder)}", flush=True)
+            return False
+    return True
+
+
 def report_experiment(folder: str | Path) -> dict[str, Any]:
     """`alexnet experiment report DIR`: analyse the finished arms of DIR again and rewrite its
     results (nothing is trained)."""
     folder = Path(folder)
     plan = read_plan(folder)
     exp = get_experiment(plan.name)
-    arms = exp.arms(plan)
+    arms = planned_arms(exp, plan, folder)
     unfinished = [a.name for a in arms if arm_state(arm_folder(folder, a)) != "finished"]
     if unfinished:
         raise ConfigError(f"{folder}: {len(unfinished)} run(s) have not finished "
@@ -164,6 +201,16 @@ def report_experiment(folder: str | Path) -> dict[str, Any]:
     write_results(folder, results)
     print(summary(results, folder), flush=True)
     return results
+
+
+def planned_arms(exp: Experiment, plan: Plan, folder: Path) -> list[Arm]:
+    """The arms of an experiment folder: `arms`, and the followup's once those finished."""
+    arms = exp.arms(plan)
+    if exp.followup is None or plan.source is not None or any(
+            arm_state(arm_folder(folder, a)) != "finished" for a in arms):
+        return arms
+    more = exp.followup(plan, [ArmRun(a.name, arm_folder(folder, a), a.tags) for a in arms])
+    return arms + [a for a in more if a.name not in {b.name for b in arms}]
 
 
 def finish(exp: Experiment, plan: Plan, folder: Path, runs: list[ArmRun], arms: list[Arm],
@@ -192,6 +239,10 @@ def finish(exp: Experiment, plan: Plan, folder: Path, runs: list[ArmRun], arms: 
         "command": command(plan, folder), "plan": plan.asdict(),
         "rows": outcome.rows, "effect": outcome.effect, "verdict": outcome.verdict.asdict(),
         "floor": {"value": exp.floor, "why": exp.floor_why},
+        "power": None if exp.power is None or plan.source else {
+            "statement": exp.power.statement(plan.seeds, exp.floor),
+            "measured": exp.power.measured, "full": exp.power.full,
+            **(p.asdict() if (p := exp.power.assess(plan.seeds, exp.floor)) else {})},
         "figure": figure.name, "notes": outcome.notes, "details": outcome.details,
         "arms": arm_rows, "seconds": None}
 
@@ -311,4 +362,6 @@ def experiment_table() -> list[dict[str, Any]]:
     return [{"name": e.name, "section": e.section, "claim": e.claim, "paper": e.paper,
              "default_data": e.default_data or f"none, --data needed: {e.data_hint}",
              "seeds": {"quick": e.seeds[0], "full": e.seeds[1]},
-             "cost": {"quick": e.cost[0], "full": e.cost[1]}} for e in EXPERIMENTS.values()]
+             "cost": {"quick": e.cost[0], "full": e.cost[1]},
+             "power": e.power.statement(e.seeds[0], e.floor) if e.power else None}
+            for e in EXPERIMENTS.values()]

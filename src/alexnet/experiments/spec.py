@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from alexnet.experiments.arms import Arm
+from alexnet.experiments.power import PowerNote
 from alexnet.experiments.verdict import Verdict
 
 
@@ -75,3 +76,10 @@ class Experiment:
     arms: Callable[[Plan], list[Arm]]  # the runs to train (none with --from)
     analyse: Callable[[Plan, list[ArmRun]], Outcome]
     takes_runs: bool = False  # accepts --from (evaluates runs trained elsewhere)
+    power: PowerNote | None = None  # the paper's effect against the QUICK budget's seed noise
+    # More arms once `arms` have finished (e.g. the seeds at a sweep's fastest rate); an arm
+    # of the same name as a finished one is that run (it is not trained again).
+    followup: Callable[[Plan, list[ArmRun]], list[Arm]] | None = None
+    # After a followup arm finishes: the total epochs it should have now (it continues, as
+    # `alexnet train --resume RUN epochs=N`), or None when it is done.
+    more_epochs: Callable[[Plan, ArmRun], int | None] | None = None
