@@ -261,3 +261,15 @@ def test_the_cli_lists_and_refuses_with_one_line(capsys, tmp_path):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and err.startswith("error: "), err
+
+
+def test_a_run_written_before_a_key_existed_is_the_same_run_at_its_default():
+    from alexnet.experiments.arms import same_config
+
+    ours = {"epochs": 4, "dist_timeout": 1800, "optim": {"lr": 0.01, "momentum": 0.9}}
+    default = {"epochs": 90, "dist_timeout": 1800, "optim": {"lr": 0.01, "momentum": 0.9}}
+    older = {"epochs": 4, "optim": {"lr": 0.01}}  # written before dist_timeout, momentum
+    assert same_config(ours, older, default)
+    assert not same_config(ours, older)  # without the defaults, a missing key differs
+    assert not same_config({**ours, "dist_timeout": 60}, older, default)  # not the default
+    assert not same_config(ours, {**older, "epochs": 5}, default)  # a value differs

@@ -18,7 +18,7 @@ from typing import Any
 
 from alexnet.errors import ConfigError, DataError
 from alexnet.recipes import load_recipe
-from alexnet.train.config import RunConfig, resolve_config
+from alexnet.train.config import RunConfig, defaults, resolve_config
 from alexnet.train.loop import train
 from alexnet.train.runner import run_training
 from alexnet.weights.checkpoint import load_checkpoint
@@ -124,13 +124,18 @@ def train_curve(records: list[dict[str, Any]]) -> list[tuple[int, float]]:
     return [(int(r["epoch"]) + 1, float(r["top1_err"])) for r in rows]
 
 
-def same_config(ours: Any, theirs: Any) -> bool:
+def same_config(ours: Any, theirs: Any, default: Any = None) -> bool:
     """Whether a run's config.yaml (`theirs`) holds every key of the resolved config `ours`
     with the same value (lists and tuples alike; keys the run added, such as `distributed`,
-    do not count)."""
+    do not count). A key missing from `theirs` counts as the same when ours holds its
+    `default` value: the run was written before the key existed, and ran as its default."""
     if isinstance(ours, dict):
-        return isinstance(theirs, dict) and all(
-            k in theirs and same_config(v, theirs[k]) for k, v in ours.items())
+        if not isinstance(theirs, dict):
+            return False
+        default = default if isinstance(default, dict) else {}
+        return all(same_config(v, theirs[k], default.get(k)) if k in theirs
+                   else k in default and same_config(v, default[k])
+                   for k, v in ours.items())
     if isinstance(ours, (list, tuple)):
         return (isinstance(theirs, (list, tuple)) and len(ours) == len(theirs)
                 and all(same_config(a, b) for a, b in zip(ours, theirs, strict=True)))
@@ -153,7 +158,7 @@ def reusable_arm(arm: Arm, pairs: dict[str, Any], sources: list[Path]) -> Path |
             theirs = yaml.safe_load((folder / "config.yaml").read_text())
         except (OSError, yaml.YAMLError):
             continue
-        if same_config(ours, theirs):
+        if same_config(ours, theirs, defaults()):
             return folder
     return None
 
