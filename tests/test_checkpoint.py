@@ -97,3 +97,23 @@ def test_the_word_torchvision_names_pretrained_weights_and_dot_slash_a_path(
     planted.write_bytes(b"")  # resolving does not read it
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert resolve_checkpoint_path("torchvision") == planted
+
+
+def test_open_checkpoint_gives_the_model_and_the_data_to_feed_it(tmp_path: Path) -> None:
+    from alexnet.weights.checkpoint import open_checkpoint
+
+    mean = {"mean": torch.zeros(3, 1, 1), "std": torch.ones(3, 1, 1)}
+    own = {**model_state(), "config": {"data": {"source": "photos", "resize": 72}},
+           "data": {"normalization": mean}}
+    path = save_checkpoint(own, tmp_path / "run" / "best.pt")
+    opened = open_checkpoint(tmp_path / "run", device="cpu")  # a run folder: its best.pt
+    assert opened.path == path and not opened.model.training
+    assert opened.device == torch.device("cpu") and opened.state["epoch"] == 3
+    assert opened.data == {"source": "photos", "resize": 72}
+    assert torch.equal(opened.normalization["mean"], mean["mean"])
+    assert open_checkpoint(own, "other", device="cpu").data["source"] == "other"
+    # pretrained weights have no data of their own: a command that needs data says what to give
+    pretrained = {**model_state(), "config": {"data": {"source": None}}}
+    assert open_checkpoint(pretrained, device="cpu").data is None
+    with pytest.raises(CheckpointError, match="no data of its own: give --data"):
+        open_checkpoint(pretrained, device="cpu", need_data=True)

@@ -17,7 +17,7 @@ from alexnet.evaluation.predict import load_classifier
 from alexnet.models import AlexNetBase, list_models
 from alexnet.models import create_model as build_model
 from alexnet.train.finetune import transfer
-from alexnet.weights.checkpoint import load_checkpoint, load_model
+from alexnet.weights.checkpoint import open_checkpoint
 from alexnet.weights.torchvision_weights import TORCHVISION
 
 __all__ = ["create_model", "evaluate", "load"]
@@ -55,8 +55,7 @@ def create_model(name: str | None, *, weights: Weights = None, num_classes: int 
         raise ConfigError(f"weights='torchvision' are torchvision's AlexNet, model 'owt' "
                           f"(64-192-384-256-256); create_model({name!r}) has other layers: "
                           "use create_model('owt', weights='torchvision')")
-    state = load_checkpoint(weights)
-    stored, _ = load_model(state)  # the weights' own model, strictly loaded
+    stored = open_checkpoint(weights, device="cpu").model  # its own model, strictly loaded
     if name is not None and stored.config["name"] != name:
         raise CheckpointError(f"{weights} holds a {stored.config['name']!r} model, not "
                               f"{name!r}: create_model({stored.config['name']!r}, "

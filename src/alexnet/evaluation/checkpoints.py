@@ -1,9 +1,9 @@
 """Glue between checkpoints and the data part: class names to show, the data config a
-checkpoint was trained with, the loaders built from it, and facts about its preprocessing."""
+checkpoint was trained with (`weights.checkpoint.data_mapping`), the loaders built from it, and
+facts about its preprocessing."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 from collections.abc import Sequence
@@ -37,36 +37,6 @@ def display_names(state: dict[str, Any] | None, num_classes: int) -> list[str]:
             return folder_class_names([str(c) for c in stored])
         return [str(c) for c in stored]
     return [str(i) for i in range(num_classes)]
-
-
-def data_mapping(state: dict[str, Any], source: str | None = None) -> dict[str, Any]:
-    """The checkpoint's resolved `data:` config, with `source` replaced when given.
-
-    A checkpoint without a source of its own (pretrained weights: `config.data.source` None)
-    needs `source`; without it, one `CheckpointError` says so.
-    """
-    try:
-        mapping = copy.deepcopy(dict(state["config"]["data"]))
-    except (KeyError, TypeError) as err:
-        raise CheckpointError("the checkpoint has no resolved data config (config.data); "
-                              "it was not written by `alexnet train`") from err
-    if source is not None:
-        mapping["source"] = str(source)
-    elif mapping.get("source") is None:
-        raise CheckpointError(_no_source(state))
-    return mapping
-
-
-def _no_source(state: dict[str, Any]) -> str:
-    origin = state.get("pretrained") or {}
-    what = (f"came from pretrained weights ({origin.get('from', 'no name')}, "
-            f"{origin.get('file', 'no file')})" if origin else "names no data source")
-    classes = state.get("classes") or []
-    wnids = len(classes) == 1000 and all(_WNID.match(str(c)) for c in classes)
-    need = ("an ILSVRC-2012-style folder (train/ and val/ with one folder per wnid) or a "
-            "dataset made by `alexnet prepare` from one, whose classes are the 1000 ILSVRC-2012 "
-            "wnids" if wnids else f"a dataset with the checkpoint's {len(classes)} classes")
-    return f"the checkpoint {what} and has no data of its own: give --data DIR, {need}"
 
 
 def stored_normalization(state: dict[str, Any]) -> dict[str, torch.Tensor] | None:

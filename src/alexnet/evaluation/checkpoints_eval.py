@@ -8,18 +8,15 @@ from typing import Any
 
 import torch
 
-from alexnet.devices import resolve_device
 from alexnet.errors import CheckpointError
 from alexnet.evaluation.checkpoints import (
     data_bundle,
-    data_mapping,
     display_names,
     normalization_key,
-    stored_normalization,
 )
 from alexnet.evaluation.evaluate import EvalResult, evaluate
 from alexnet.evaluation.metrics import confusion_matrix, per_class_accuracy, topk_error
-from alexnet.weights.checkpoint import load_checkpoint, load_model
+from alexnet.weights.checkpoint import open_checkpoint
 
 
 def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
@@ -39,24 +36,22 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
     """
     if not checkpoints:
         raise CheckpointError("give at least one checkpoint")
-    dev = resolve_device(device)
-    states = [load_checkpoint(p) for p in checkpoints]
+    opened = [open_checkpoint(p, data, device=device, need_data=True) for p in checkpoints]
+    states = [o.state for o in opened]
     groups: dict[str, list[int]] = {}
-    for i, s in enumerate(states):
-        key = (repr(sorted(data_mapping(s, data).items()))
-               + normalization_key(stored_normalization(s)))
+    for i, o in enumerate(opened):
+        key = repr(sorted(o.data.items())) + normalization_key(o.normalization)
         groups.setdefault(key, []).append(i)
     results: list[tuple[list[int], EvalResult]] = []
     targets: torch.Tensor | None = None
     classes: list[str] = []
     notes: list[str] = []
     for members in groups.values():
-        mapping = data_mapping(states[members[0]], data)
-        bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0,
-                             normalization=stored_normalization(states[members[0]]),
+        first = opened[members[0]]
+        bundle = data_bundle(first.data, batch_size=batch_size, device=first.device, seed=0,
+                             normalization=first.normalization,
                              checkpoints=[states[i] for i in members])  # before statistics
-        models = [load_model(states[i], expect_num_classes=bundle.num_classes)[0].to(dev)
-                  for i in members]
+        models = [opened[i].model for i in members]
         r = evaluate(models, bundle, views, split=split, amp=amp, progress=progress,
                      desc=f"eval {views} ({len(models)} model(s))")
         if targets is not None and not torch.equal(targets, r.targets):
@@ -76,8 +71,8 @@ def evaluate_checkpoints(checkpoints: Sequence[str], data: str | None = None, *,
         errs = topk_error(combined, targets)
         top1, top5 = errs[1], errs[5]
     result: dict[str, Any] = {
-        "checkpoints": [str(c) for c in checkpoints], "data": data or data_mapping(
-            states[0])["source"], "split": split, "views": views, "images": len(targets),
+        "checkpoints": [str(c) for c in checkpoints], "data": data or opened[0].data["source"],
+        "split": split, "views": views, "images": len(targets),
         "top1_err": top1, "top5_err": top5,
     }
     if notes:

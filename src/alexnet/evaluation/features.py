@@ -24,15 +24,13 @@ from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, ConfigError, DataError
 from alexnet.evaluation.checkpoints import (
     data_bundle,
-    data_mapping,
     display_names,
-    stored_normalization,
     weights_fingerprint,
 )
 from alexnet.evaluation.codes import encoder_state, load_encoder, train_codes
 from alexnet.evaluation.metrics import over_views
 from alexnet.models.base import DEFAULT_LAYER, EMBED_LAYERS
-from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet.weights.checkpoint import open_checkpoint, resolve_checkpoint_path
 
 FORMAT = "alexnet-features/1"
 
@@ -170,15 +168,12 @@ def make_features(checkpoint: str, out: str | Path | None = None, *, data: str |
     if Path(out).resolve() == source.resolve():
         raise ConfigError(f"--out {out} is the checkpoint it reads ({source}); choose another "
                           "file name, e.g. features.pt")
-    dev = resolve_device(device)
-    state = load_checkpoint(source)
-    mapping = data_mapping(state, data)
-    normalization = stored_normalization(state)
-    bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0,
-                         normalization=normalization)
+    opened = open_checkpoint(source, data, device=device, need_data=True)
+    model, mapping, dev = opened.model, opened.data, opened.device
     # Features are descriptors of any images: the data's classes need not be the model's
     # (ImageNet weights on one's own photos); the stored targets are the data's labels.
-    model, _ = load_model(state)
+    bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0,
+                         normalization=opened.normalization)
     loader = feature_batches(bundle, split)
     feats, targets = extract_features(model, loader, device=dev, progress=progress, layer=layer)
     meta = {"files": image_names(loader, f"{mapping.get('source')} {split}"),

@@ -56,7 +56,7 @@ def checkpoint_kernel_colour(checkpoint: str, figure: str | Path | None = None
                              ) -> dict[str, Any]:
     """Per-tower chroma of a checkpoint's conv1 kernels, and each kernel's, as plain numbers;
     with `figure`, the kernels drawn as Fig. 3 too."""
-    model, _ = open_checkpoint(checkpoint, device="cpu")
+    model = open_checkpoint(checkpoint, device="cpu").model
     weight = model.conv1.weight.detach()  # (96, 3, 11, 11) for the paper
     towers = int(getattr(model, "towers", 1))
     result = {"checkpoint": str(checkpoint), "model": model.config.get("name"),

@@ -21,11 +21,10 @@ from PIL import Image
 from torch import nn
 
 from alexnet.data import image_to_tensor, load_image, preprocess_images
-from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError, DataError
 from alexnet.evaluation.checkpoints import UNCROPPED_TEN_VIEWS, display_names, ten_views_unfair
 from alexnet.evaluation.metrics import average_views, over_views, top_classes
-from alexnet.weights.checkpoint import load_checkpoint, load_model
+from alexnet.weights.checkpoint import Opened, open_checkpoint
 from alexnet.weights.portable import WEIGHTS_NAME, save_pretrained
 from alexnet.weights.torchvision_weights import TORCHVISION
 
@@ -243,10 +242,11 @@ def _huggingface_hub(what: str) -> Any:
     return huggingface_hub
 
 
-def classifier_from_checkpoint(state: dict[str, Any], *, views: str = "center",
+def classifier_from_checkpoint(opened: Opened, *, views: str = "center",
                                source: str = "") -> Classifier:
-    """The `Classifier` of a loaded checkpoint dict (on the CPU, in eval mode)."""
-    net, _ = load_model(state)
+    """The `Classifier` of an opened checkpoint (`open_checkpoint`), in eval mode on its
+    device."""
+    net, state = opened.model, opened.state
     try:
         normalization = state["data"]["normalization"]
         preprocess = state["data"]["preprocess"]
@@ -269,9 +269,9 @@ def load_classifier(checkpoint: str | os.PathLike, *, views: str = "center",
     last.pt), a Hugging Face folder (`save_pretrained`), a safetensors export or the word
     `torchvision`, in eval mode on `device`, with its classes and its own preprocessing
     (`views`: "center" or §4.1's "ten")."""
-    state = load_checkpoint(checkpoint)
-    model = classifier_from_checkpoint(state, views=views, source=str(checkpoint))
-    return model.to(resolve_device(device))
+    opened = open_checkpoint(checkpoint, device=device)
+    return classifier_from_checkpoint(opened, views=views, source=str(checkpoint)).to(
+        opened.device)
 
 
 def torchvision_classifier(*, device: str | torch.device | None = "cpu",

@@ -18,14 +18,11 @@ import torch
 import yaml
 
 from alexnet.data.images import display_image
-from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import (
     UNCROPPED_TEN_VIEWS,
     data_bundle,
-    data_mapping,
     display_names,
-    stored_normalization,
     ten_views_unfair,
 )
 from alexnet.evaluation.evaluate import evaluate
@@ -35,7 +32,7 @@ from alexnet.figures.conv1_kernels import conv1_kernels_figure
 from alexnet.figures.curves import learning_curves_figure, lr_changes, read_metrics
 from alexnet.figures.predictions import predictions_figure
 from alexnet.figures.report_page import Row, markdown_table, write_report
-from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet.weights.checkpoint import open_checkpoint
 from alexnet.weights.torchvision_weights import TORCHVISION
 
 # The paper's §6 and its footnote on ten views: (setting, centre (top-1, top-5), ten views
@@ -95,18 +92,16 @@ def evaluate_for_report(state: dict[str, Any], data: str | None, *, batch_size: 
     on the split's first `limit` images (None: all; "auto": see build_report), normalised as
     the checkpoint's model was trained; `Evaluation(ran=False, reason=...)` when the data
     cannot be loaded. A checkpoint without data of its own (pretrained) needs `data`."""
-    mapping = data_mapping(state, data)
-    dev = resolve_device(device)
+    opened = open_checkpoint(state, data, device=device, need_data=True)
+    mapping, dev, model = opened.data, opened.device, opened.model
     try:
         bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0,
-                             normalization=stored_normalization(state), checkpoints=[state])
+                             normalization=opened.normalization, checkpoints=[state])
     except CheckpointError:  # data with other classes than the model's: refused, not skipped
         raise
     except (AlexNetError, OSError) as err:
         return Evaluation(False, f"the data {mapping.get('source')!r} could not be loaded "
                                  f"({err})", str(mapping.get("source")))
-    model, _ = load_model(state, expect_num_classes=bundle.num_classes)
-    model.to(dev)
     names = display_names({"classes": list(bundle.classes)}, bundle.num_classes)
     ev = Evaluation(True, source=str(mapping.get("source")), classes=names)
     if "ten" in views and ten_views_unfair(getattr(bundle, "preprocess", None)):
@@ -176,11 +171,11 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
         raise CheckpointError(f"{run_dir} is not a run folder; pass the folder `alexnet train` "
                               "wrote (config.yaml, metrics.jsonl, last.pt), a checkpoint file "
                               "or `torchvision`")
-    ckpt_path = resolve_checkpoint_path(TORCHVISION if word else Path(run_dir))  # best.pt...
-    state = load_checkpoint(ckpt_path)
-    if evaluate:  # pretrained weights without --data: one clear error before anything is written
-        data_mapping(state, data)
-    model, _ = load_model(state)
+    # a run folder: its best.pt, else last.pt; pretrained weights without --data: one clear
+    # error before anything is written
+    opened = open_checkpoint(TORCHVISION if word else Path(run_dir), data, device="cpu",
+                             need_data=evaluate)
+    ckpt_path, state, model = opened.path, opened.state, opened.model
     name = TORCHVISION if word else folder.name if folder else ckpt_path.stem
     out = Path(out_dir) if out_dir else folder / "report" if folder else Path(f"{name}-report")
     out.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,6 @@ from alexnet.devices import resolve_device
 from alexnet.errors import AlexNetError, ConfigError, DataError
 from alexnet.evaluation.checkpoints import (
     data_bundle,
-    data_mapping,
-    stored_normalization,
     weights_fingerprint,
 )
 from alexnet.evaluation.codes import CodeEncoder, hamming_neighbors, load_encoder, train_codes
@@ -40,7 +38,7 @@ from alexnet.evaluation.features import (
 from alexnet.evaluation.predict import load_classifier
 from alexnet.figures.neighbors import neighbors_figure
 from alexnet.models.base import DEFAULT_LAYER, EMBED_LAYERS
-from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet.weights.checkpoint import open_checkpoint
 
 PRECISION_K = 6  # Fig. 4: six training images per query
 
@@ -338,12 +336,10 @@ def retrieval_precision(checkpoint: str, data: str | None = None, *, k: int = PR
         raise ConfigError(f"unknown layer {layer!r}; choose one of {', '.join(EMBED_LAYERS)}")
     if k < 1:
         raise AlexNetError(f"k must be at least 1, got {k}")
-    dev = resolve_device(device)
-    state = load_checkpoint(resolve_checkpoint_path(checkpoint))
-    mapping = data_mapping(state, data)
+    opened = open_checkpoint(checkpoint, data, device=device, need_data=True)
+    model, mapping, dev = opened.model, opened.data, opened.device
     bundle = data_bundle(mapping, batch_size=batch_size, device=dev, seed=0,
-                         normalization=stored_normalization(state))
-    model, _ = load_model(state)
+                         normalization=opened.normalization)
     vectors = {split: split_vectors(model, spread_limit(feature_batches(bundle, split), n),
                                     layer, device=dev, progress=progress)
                for split, n in (("train", stored_limit), ("val", limit))}

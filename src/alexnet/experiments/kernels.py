@@ -50,7 +50,7 @@ def chance_distance(chroma: torch.Tensor, halves: int = HALVES, seed: int = 0) -
 
 def run_chroma(folder: Path) -> dict[str, Any] | None:
     """Per-tower chroma of a run's final conv1, or None for a net without two RGB towers."""
-    model, _ = open_checkpoint(folder / "last.pt", device="cpu")
+    model = open_checkpoint(folder / "last.pt", device="cpu").model
     weight = model.conv1.weight.detach()  # (96, 3, 11, 11) for the paper net
     if int(getattr(model, "towers", 1)) != 2 or weight.shape[1] != 3:
         return None

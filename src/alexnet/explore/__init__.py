@@ -15,7 +15,7 @@ from typing import Any
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.explore.analysis import load_explorer
 from alexnet.explore.index import cache_folder, open_dataset
-from alexnet.weights.checkpoint import load_checkpoint
+from alexnet.weights.checkpoint import open_checkpoint
 
 
 def make_session(checkpoint: str, *, data: str | None = None, compare: str | None = None,
@@ -25,9 +25,9 @@ def make_session(checkpoint: str, *, data: str | None = None, compare: str | Non
     from alexnet.explore.server import Session  # starlette: the `explore` extra
 
     specs = [checkpoint] + ([compare] if compare else [])
-    states = [load_checkpoint(c) for c in specs]
-    explorers = [load_explorer(c, state) for c, state in zip(specs, states, strict=True)]
-    dataset, note = open_dataset(states[0], data, limit=limit)
+    opened = [open_checkpoint(c, device="cpu") for c in specs]
+    explorers = [load_explorer(c, o) for c, o in zip(specs, opened, strict=True)]
+    dataset, note = open_dataset(opened[0].state, data, limit=limit)
     caches: list[Path | None] = [cache_folder(c) if cache else None for c in specs]
     session = Session(explorers, dataset, data_note=note, caches=caches)
     if dataset is not None and dataset.samples:

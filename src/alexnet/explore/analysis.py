@@ -22,7 +22,7 @@ from alexnet.data import display_image, preprocess_images
 from alexnet.errors import AlexNetError, CheckpointError
 from alexnet.evaluation.checkpoints import display_names, ten_views_unfair
 from alexnet.evaluation.metrics import average_views, top_classes
-from alexnet.weights.checkpoint import load_checkpoint, load_model
+from alexnet.weights.checkpoint import Opened, open_checkpoint
 
 _ACTIVATIONS = (nn.ReLU, nn.Tanh)
 TOP_UNITS = 9  # dataset examples per unit (Zeiler & Fergus; OpenAI Microscope: the top 9)
@@ -169,11 +169,11 @@ class Explorer:
         return x.expand(3, -1, -1).contiguous() if x.shape[0] == 1 else x
 
 
-def load_explorer(checkpoint: str, state: dict[str, Any] | None = None) -> Explorer:
-    """An `Explorer` of a checkpoint (file, run folder, `torchvision`: `load_checkpoint`), or
-    of its `state` when already loaded."""
-    state = state if state is not None else load_checkpoint(checkpoint)
-    model, _ = load_model(state)
+def load_explorer(checkpoint: str, opened: Opened | None = None) -> Explorer:
+    """An `Explorer` of a checkpoint (file, run folder, `torchvision`: `open_checkpoint`), or
+    of its `opened` checkpoint when already open."""
+    opened = opened if opened is not None else open_checkpoint(checkpoint, device="cpu")
+    model, state = opened.model, opened.state
     data = state.get("data") or {}
     if not data.get("normalization") or not data.get("preprocess"):
         raise CheckpointError(f"{checkpoint}: no data.normalization / data.preprocess section; "

@@ -21,11 +21,11 @@ from alexnet.data import DataConfig, load_image
 from alexnet.data.sources import open_source
 from alexnet.data.splits import FileSplit, MemorySplit
 from alexnet.errors import AlexNetError, DataError
-from alexnet.evaluation.checkpoints import data_mapping, normalization_key, weights_fingerprint
+from alexnet.evaluation.checkpoints import normalization_key, weights_fingerprint
 from alexnet.evaluation.codes import CodeEncoder, hamming_neighbors, train_codes
 from alexnet.evaluation.retrieval import nearest_neighbors
 from alexnet.explore.analysis import Explorer, UnitIndex, index_batch
-from alexnet.weights.checkpoint import resolve_checkpoint_path
+from alexnet.weights.checkpoint import data_mapping, resolve_checkpoint_path
 
 CACHE_FORMAT = "alexnet-explore-index/1"
 CODE_BITS = 64  # §6.1's short binary codes: 64 bits, 8 bytes per image (our choice of length)

@@ -10,7 +10,10 @@ Hugging Face folder.
 
 from __future__ import annotations
 
+import copy
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from alexnet.weights.torchvision_weights import (
 )
 
 FORMAT = "alexnet-checkpoint/1"
+_WNID = re.compile(r"^n\d{8}$")  # an ILSVRC class id, e.g. n01440764
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -146,13 +150,71 @@ def load_model(
     return model, state
 
 
-def open_checkpoint(spec: str | os.PathLike | dict[str, Any], *,
-                    device: str | torch.device | None = "auto",
-                    expect_num_classes: int | None = None
-                    ) -> tuple[torch.nn.Module, dict[str, Any]]:
+def data_mapping(state: dict[str, Any], source: str | None = None) -> dict[str, Any]:
+    """The checkpoint's resolved `data:` config, with `source` replaced when given.
+
+    A checkpoint without a source of its own (pretrained weights: `config.data.source` None)
+    needs `source`; without it, one `CheckpointError` says so.
+    """
+    try:
+        mapping = copy.deepcopy(dict(state["config"]["data"]))
+    except (KeyError, TypeError) as err:
+        raise CheckpointError("the checkpoint has no resolved data config (config.data); "
+                              "it was not written by `alexnet train`") from err
+    if source is not None:
+        mapping["source"] = str(source)
+    elif mapping.get("source") is None:
+        raise CheckpointError(_no_source(state))
+    return mapping
+
+
+def _no_source(state: dict[str, Any]) -> str:
+    origin = state.get("pretrained") or {}
+    what = (f"came from pretrained weights ({origin.get('from', 'no name')}, "
+            f"{origin.get('file', 'no file')})" if origin else "names no data source")
+    classes = state.get("classes") or []
+    wnids = len(classes) == 1000 and all(_WNID.match(str(c)) for c in classes)
+    need = ("an ILSVRC-2012-style folder (train/ and val/ with one folder per wnid) or a "
+            "dataset made by `alexnet prepare` from one, whose classes are the 1000 ILSVRC-2012 "
+            "wnids" if wnids else f"a dataset with the checkpoint's {len(classes)} classes")
+    return f"the checkpoint {what} and has no data of its own: give --data DIR, {need}"
+
+
+@dataclass
+class Opened:
+    """What `open_checkpoint` gives a command: the model (eval mode, on `device`), the
+    checkpoint dict, the file it came from, and the data config to feed it (`data_mapping`)."""
+
+    model: torch.nn.Module
+    state: dict[str, Any]
+    device: torch.device
+    path: Path | None  # None: a checkpoint dict passed in
+    data: dict[str, Any] | None  # None: no data asked for and none of its own
+
+    @property
+    def normalization(self) -> dict[str, torch.Tensor] | None:
+        """The mean and std its model was trained with (`data.normalization`), which every
+        command feeds it; None: the data's own statistics."""
+        norm = (self.state.get("data") or {}).get("normalization")
+        return dict(norm) if norm else None
+
+
+def open_checkpoint(spec: str | os.PathLike | dict[str, Any], data: str | None = None, *,
+                    device: str | torch.device | None = "auto", need_data: bool = False,
+                    expect_num_classes: int | None = None) -> Opened:
     """The one way a command opens weights: `spec` (a checkpoint file, a run folder, a
     Hugging Face folder, a safetensors export, `torchvision`, a torchvision .pth, or a
-    checkpoint already loaded) -> its model in eval mode on `device` ("auto": CUDA when there
-    is one), and the checkpoint (`load_checkpoint`'s dict)."""
-    model, state = load_model(spec, expect_num_classes=expect_num_classes)
-    return model.to(resolve_device(device)), state
+    checkpoint already loaded) -> `Opened`: its model in eval mode on `device` ("auto": CUDA
+    when there is one), the checkpoint dict, and the data config to feed it: its own with the
+    source `data` when given. `need_data`: a checkpoint without data of its own (pretrained
+    weights) and no `data` is one `CheckpointError` saying what to give, before any work."""
+    path = None if isinstance(spec, dict) else resolve_checkpoint_path(spec)
+    state = spec if isinstance(spec, dict) else load_checkpoint(path)
+    mapping = None
+    if need_data or data is not None:
+        mapping = data_mapping(state, data)
+    elif ((state.get("config") or {}).get("data") or {}).get("source") is not None:
+        mapping = data_mapping(state)
+    model, _ = load_model(state, expect_num_classes=expect_num_classes)
+    dev = resolve_device(device)
+    return Opened(model.to(dev), state, dev, path, mapping)

@@ -18,7 +18,7 @@ from torch import nn
 
 from alexnet.atomic import save_with
 from alexnet.errors import AlexNetError, ConfigError
-from alexnet.weights.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
+from alexnet.weights.checkpoint import open_checkpoint
 from alexnet.weights.portable import export_metadata, write_safetensors
 from alexnet.weights.torchvision_weights import TORCHVISION
 
@@ -53,7 +53,7 @@ def export_safetensors(model: nn.Module, path: Path, metadata: dict[str, str]) -
 
 def load_safetensors(path: Path) -> nn.Module:
     """Rebuild the model of a safetensors file written by `export_safetensors`."""
-    return load_model(path)[0]
+    return open_checkpoint(path, device="cpu").model
 
 
 def export_onnx(model: nn.Module, path: Path, x: torch.Tensor, opset: int = 17) -> None:
@@ -99,10 +99,8 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "onnx":
         _require(fmt)
-    src = resolve_checkpoint_path(checkpoint)  # a run folder: its best.pt
-    state = load_checkpoint(src)
-    model, _ = load_model(state)
-    model = model.float().cpu().eval()
+    opened = open_checkpoint(checkpoint, device="cpu")  # a run folder: its best.pt
+    src, state, model = opened.path, opened.state, opened.model.float()
     # `torchvision`: the file lives in the torch hub cache; write to the current folder
     beside = Path(src.name) if str(checkpoint) == TORCHVISION else src
     path = Path(out) if out else beside.with_name(
