@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from alexnet.models.lrn import lrn_avg_pool, lrn_reference
+from alexnet.models.local_response_norm import lrn_avg_pool, lrn_reference
 
 SHAPES = [(32, 96, 15, 15), (32, 256, 7, 7), (128, 96, 55, 55)]  # QUICK 64 px conv1/conv2; 224 px
 CASES = [(torch.float32, False), (torch.bfloat16, True)]

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from alexnet.models import create_model
-from alexnet.train.config import parse_value
 from alexnet.train.optim import build_optimizer
+from alexnet.train.run_config import parse_value
 
 
 def batches(args: argparse.Namespace, classes: int):

@@ -24,7 +24,7 @@ import json
 import torch
 
 from alexnet.evaluation.codes import hamming_neighbors, pack_bits
-from alexnet.evaluation.retrieval import (
+from alexnet.evaluation.feature_retrieval import (
     chunk_rows,
     file_code_report,
     format_code_report,

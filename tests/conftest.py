@@ -44,8 +44,8 @@ def bare_run(model, optimizer, batches, *, log_every: int = 1, epochs: int = 1):
     from types import SimpleNamespace
 
     from alexnet.accel.settings import StepSettings
-    from alexnet.train.config import RunConfig
     from alexnet.train.distributed import Dist
+    from alexnet.train.run_config import RunConfig
     from alexnet.train.setup import Training
     from alexnet.train.step import make_train_step
 

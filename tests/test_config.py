@@ -12,7 +12,7 @@ from alexnet.data import DataConfig
 from alexnet.errors import ConfigError
 from alexnet.recipes import list_recipes, load_recipe
 from alexnet.schema import parse_overrides
-from alexnet.train.config import (
+from alexnet.train.run_config import (
     KEYS,
     RunConfig,
     defaults,

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "alexnet"
-CONFIG_MODULE = SRC / "train" / "config.py"
+CONFIG_MODULE = SRC / "train" / "run_config.py"
 # cfg["optim"], cfg.get("seed"), run.cfg["epochs"], config["schedule"]: a run config read by key
 STRING_KEYED = re.compile(r"""\bcfg(\[["']|\.get\(["'])|\[["'](optim|schedule|finetune)["']\]""")
 

@@ -15,7 +15,7 @@ import yaml
 from alexnet.cli import main
 from alexnet.errors import ConfigError
 from alexnet.recipes import load_recipe
-from alexnet.train.config import RunConfig, dump_config, resolve_config
+from alexnet.train.run_config import RunConfig, dump_config, resolve_config
 from alexnet.train.setup import full_command
 from conftest import colour_class_tree
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from alexnet.data.augment import batch_generator
-from alexnet.data.config import DataConfig
+from alexnet.data.data_config import DataConfig
 from alexnet.data.loaders import build_pipeline
 from alexnet.data.pipeline import Pipeline
 

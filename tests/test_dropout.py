@@ -8,7 +8,7 @@ from torch import nn
 
 from alexnet.errors import ConfigError
 from alexnet.models import create_model
-from alexnet.models.dropout import PaperDropout, make_dropout
+from alexnet.models.dropout_scaling import PaperDropout, make_dropout
 
 
 def test_training_keeps_units_unscaled_and_test_halves_them() -> None:

@@ -12,13 +12,13 @@ from PIL import Image
 
 from alexnet.cli import main
 from alexnet.errors import ConfigError, DataError
+from alexnet.evaluation.feature_retrieval import find_neighbors, nearest_neighbors
 from alexnet.evaluation.features import (
     extract_features,
     load_features,
     make_features,
     save_features,
 )
-from alexnet.evaluation.retrieval import find_neighbors, nearest_neighbors
 from alexnet.models import create_model, list_models
 from alexnet.models.base import EMBED_LAYERS
 from conftest import EVAL_SIZE as SIZE

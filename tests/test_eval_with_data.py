@@ -13,8 +13,8 @@ from conftest import colour_class_tree
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from alexnet.train.config import resolve_config
     from alexnet.train.loop import train
+    from alexnet.train.run_config import resolve_config
 
     tmp = tmp_path_factory.mktemp("e2e")
     root = colour_class_tree(tmp / "images", per_class=10)

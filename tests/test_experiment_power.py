@@ -9,8 +9,8 @@ import math
 import pytest
 
 from alexnet.experiments import relu_tanh
+from alexnet.experiments.catalog import EXPERIMENTS
 from alexnet.experiments.power import PowerNote, assess, effect_sigma, power
-from alexnet.experiments.registry import EXPERIMENTS
 from alexnet.experiments.spec import ArmRun, Plan
 from alexnet.experiments.suite import SUMMARY_JSON, SUMMARY_MD, run_all
 from alexnet.experiments.verdict import AGREES, verdict

@@ -21,7 +21,7 @@ from alexnet.experiments.relu_tanh import epochs_to
 from alexnet.experiments.verdict import AGREES, DISAGREES, INCONCLUSIVE, verdict
 from alexnet.models import create_model
 from alexnet.models.cifar4 import LocallyConnected2d
-from alexnet.models.lrn import LocalResponseNorm
+from alexnet.models.local_response_norm import LocalResponseNorm
 from alexnet.models.profile import layer_table
 from alexnet.weights.checkpoint import save_checkpoint
 from conftest import on_train_batch

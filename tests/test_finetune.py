@@ -159,7 +159,7 @@ def test_finetune_settings_without_init_from_and_init_from_with_resume_are_refus
     assert main(["train", "--resume", str(tmp_path), "--init-from", "torchvision"]) == 2
     assert "drop --init-from" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="one rate for every layer"):
-        from alexnet.train.config import resolve_config, validate_config
+        from alexnet.train.run_config import resolve_config, validate_config
 
         validate_config(resolve_config({"model": {"name": "paper"}, "data": data},
                                        {"init_from": "x", "finetune.lr_mult": 0.1,

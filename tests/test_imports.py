@@ -4,7 +4,7 @@ parts of its own layer or below (docs/ARCHITECTURE.md):
 
     cli -> {experiments, explore, api} -> {train, evaluation, bench}
         -> {data, models, figures, weights, recipes}
-        -> {accel, kernels, errors, atomic, devices, schema}
+        -> {accel, errors, atomic, devices, schema}
 
 This docstring and `LAYERS` below are the one place the layers are written down;
 docs/ARCHITECTURE.md refers here.
@@ -31,7 +31,7 @@ LAYERS = {
     "experiments": 3, "api": 3, "explore": 3,
     "train": 2, "evaluation": 2, "bench": 2,
     "data": 1, "models": 1, "figures": 1, "weights": 1, "recipes": 1,
-    "kernels": 0, "errors": 0, "atomic": 0, "devices": 0, "accel": 0, "schema": 0,
+    "errors": 0, "atomic": 0, "devices": 0, "accel": 0, "schema": 0,
 }
 SAME_LAYER_OK = {("train", "evaluation"), ("bench", "train")}  # middle layer, one way only
 FIGURES_MAY_IMPORT = {"atomic", "errors"}
@@ -127,7 +127,7 @@ def violations() -> list[str]:
 
 def test_the_walk_sees_the_whole_package_and_reads_function_local_imports():
     names = modules()
-    assert {"alexnet.cli.evaluate", "alexnet.evaluation.evaluate", "alexnet.data.images",
+    assert {"alexnet.cli.evaluation", "alexnet.evaluation.evaluate", "alexnet.data.images",
             "alexnet.figures.report_page", "alexnet.train.loop"} <= set(names)
     # alexnet/__init__.py imports models inside its functions
     assert "alexnet.models" in imported("alexnet", names["alexnet"])

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm, lrn_avg_pool, lrn_reference
+from alexnet.models.local_response_norm import (
+    LocalResponseNorm,
+    SameMapResponseNorm,
+    lrn_avg_pool,
+    lrn_reference,
+)
 
 
 def naive_lrn(a: torch.Tensor, n: int, alpha: float, beta: float, k: float,

@@ -9,7 +9,7 @@ from torch import nn
 import alexnet
 from alexnet.errors import AlexNetError
 from alexnet.models import create_model, list_models
-from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm, lrn_reference
+from alexnet.models.local_response_norm import LocalResponseNorm, SameMapResponseNorm, lrn_reference
 from alexnet.models.profile import layer_table
 
 # 1000 classes, 3 input channels.
@@ -282,7 +282,7 @@ def test_remove_conv_keeps_the_towers_apart_until_they_meet() -> None:
 
 @pytest.mark.parametrize("k", [3, 5])
 def test_remove_conv_two_towers_on_two_devices_equal_the_one_device_model(k: int) -> None:
-    from alexnet.train.towers import TwoTowerParallel
+    from alexnet.train.tower_devices import TwoTowerParallel
 
     model = create_model("paper", num_classes=5, image_size=64, dropout=0.0,
                          remove_conv=k).double()
@@ -311,7 +311,7 @@ def test_checkpoints_without_remove_conv_load_the_full_net() -> None:
 @pytest.mark.parametrize("value", [1, 6, True, 3.0, "4"])
 def test_remove_conv_refuses_other_values(value: object) -> None:
     from alexnet.recipes import load_recipe
-    from alexnet.train.config import resolve_config, validate_config
+    from alexnet.train.run_config import resolve_config, validate_config
 
     with pytest.raises(AlexNetError, match="remove_conv"):
         create_model("paper", remove_conv=value)
@@ -325,7 +325,7 @@ def test_remove_conv_in_the_run_config_and_summary(capsys: pytest.CaptureFixture
     from alexnet.cli import main
     from alexnet.recipes import load_recipe
     from alexnet.schema import parse_overrides
-    from alexnet.train.config import check_model_options, resolve_config
+    from alexnet.train.run_config import check_model_options, resolve_config
 
     for text in ("4", "null"):
         cfg = resolve_config(load_recipe("paper"),

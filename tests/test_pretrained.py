@@ -20,10 +20,10 @@ from alexnet.data.memory import registered
 from alexnet.data.sources import class_names
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.evaluation.checkpoints_eval import evaluate_checkpoints
+from alexnet.evaluation.feature_retrieval import find_neighbors
 from alexnet.evaluation.features import load_features, make_features
 from alexnet.evaluation.metrics import topk_error
 from alexnet.evaluation.predict import predict_files, torchvision_classifier
-from alexnet.evaluation.retrieval import find_neighbors
 from alexnet.weights.checkpoint import FORMAT, load_checkpoint, load_model
 from conftest import EVAL_SIDE, eval_images, hand_views, sensitive, write_checkpoint
 

@@ -5,7 +5,7 @@ import yaml
 
 from alexnet.errors import ConfigError
 from alexnet.recipes import list_recipes, load_recipe
-from alexnet.train.config import (
+from alexnet.train.run_config import (
     OptimConfig,
     RunConfig,
     dump_config,

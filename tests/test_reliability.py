@@ -147,7 +147,7 @@ def test_cli_prints_each_problem_as_one_error_line(capsys):
 
 
 def _cfg(**extra):
-    from alexnet.train.config import resolve_config
+    from alexnet.train.run_config import resolve_config
 
     recipe = {"recipe": "test", "model": {"name": "paper", "image_size": 64}, "epochs": 1,
               "batch_size": 16, "log_every": 1, "quick": False, "deterministic": True,
@@ -293,7 +293,7 @@ def test_resume_with_a_checkpoint_that_does_not_fit_is_one_error(finished_run, t
 
     from alexnet.errors import CheckpointError
     from alexnet.train.loop import train
-    from alexnet.train.runner import run_training
+    from alexnet.train.training_run import run_training
 
     five = separable_data(n=16, size=64, classes=5)
     with pytest.raises(CheckpointError, match=r"last\.pt does not fit the run .* 5 classes"):
@@ -393,8 +393,8 @@ def test_mid_epoch_resume_on_an_image_folder_equals_an_uninterrupted_run(tmp_pat
 
     import torch
 
-    from alexnet.train.config import resolve_config
     from alexnet.train.loop import train
+    from alexnet.train.run_config import resolve_config
     from conftest import colour_class_tree, on_train_batch
 
     root = colour_class_tree(tmp_path / "images", per_class=12)  # 33 training images
@@ -821,7 +821,7 @@ def test_the_report_panel_shows_several_classes_of_a_sorted_val_split(tmp_path):
 
 
 def test_config_yaml_is_utf8(tmp_path):
-    from alexnet.train.config import dump_config
+    from alexnet.train.run_config import dump_config
 
     assert "§5" in dump_config({"description": "§5's rule"})
 

@@ -1,6 +1,6 @@
 """§6.1 measured and built: precision@k of nearest-neighbour retrieval (features vs pixels),
 binary codes from an auto-encoder, packed bits and Hamming search (evaluation/codes.py,
-evaluation/retrieval.py)."""
+evaluation/feature_retrieval.py)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,7 @@ from alexnet.evaluation.codes import (
     train_codes,
     unpack_bits,
 )
-from alexnet.evaluation.features import (
-    feature_batches,
-    load_features,
-    make_features,
-    save_features,
-    stored_codes,
-)
-from alexnet.evaluation.retrieval import (
+from alexnet.evaluation.feature_retrieval import (
     euclidean_precision,
     file_code_report,
     find_neighbors,
@@ -40,6 +33,13 @@ from alexnet.evaluation.retrieval import (
     retrieval_precision,
     split_vectors,
     spread_limit,
+)
+from alexnet.evaluation.features import (
+    feature_batches,
+    load_features,
+    make_features,
+    save_features,
+    stored_codes,
 )
 from alexnet.models import create_model
 from conftest import eval_images, hand_views, sensitive, write_checkpoint

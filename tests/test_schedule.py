@@ -7,8 +7,8 @@ import torch
 
 from alexnet.errors import ConfigError
 from alexnet.recipes import load_recipe
-from alexnet.train.config import resolve_config
 from alexnet.train.optim import PaperSGD
+from alexnet.train.run_config import resolve_config
 from alexnet.train.schedule import (
     EpochEventSchedule,
     PlateauSchedule,

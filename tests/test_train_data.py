@@ -2,8 +2,8 @@
 
 import torch
 
-from alexnet.train.config import resolve_config
 from alexnet.train.loop import train
+from alexnet.train.run_config import resolve_config
 from conftest import colour_class_tree
 
 

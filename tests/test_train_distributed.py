@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from alexnet.train.config import resolve_config
 from alexnet.train.loop import train
+from alexnet.train.run_config import resolve_config
 from conftest import register_separable
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from alexnet.train.config import RunConfig, dump_config, resolve_config
 from alexnet.train.distributed import Dist
 from alexnet.train.elastic import plan_start
 from alexnet.train.preemption import CheckpointClock
-from alexnet.train.runner import RESUMABLE
+from alexnet.train.run_config import RunConfig, dump_config, resolve_config
+from alexnet.train.training_run import RESUMABLE
 from alexnet.weights.checkpoint import save_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

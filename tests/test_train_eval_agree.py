@@ -10,8 +10,8 @@ import torch
 
 import alexnet.evaluation.report as report
 from alexnet.cli import main
-from alexnet.train.config import resolve_config
 from alexnet.train.loop import train
+from alexnet.train.run_config import resolve_config
 
 
 def test_final_validation_error_equals_eval_and_report_of_last_pt(tmp_path, separable_data,

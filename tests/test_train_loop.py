@@ -8,8 +8,8 @@ import signal
 import pytest
 import torch
 
-from alexnet.train.config import resolve_config
 from alexnet.train.loop import TrainingDiverged, train
+from alexnet.train.run_config import resolve_config
 from alexnet.weights.checkpoint import load_checkpoint, load_model
 from conftest import bare_run, on_train_batch
 

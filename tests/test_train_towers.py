@@ -6,7 +6,7 @@ import torch
 from alexnet.errors import ConfigError
 from alexnet.models import create_model
 from alexnet.train.optim import OptimConfig, build_optimizer
-from alexnet.train.towers import TwoTowerParallel
+from alexnet.train.tower_devices import TwoTowerParallel
 
 
 @pytest.mark.parametrize("name,per_tower", [("paper", True), ("original", True),
@@ -51,8 +51,8 @@ def test_one_tower_models_are_refused():
 
 def test_the_loop_trains_with_towers_and_saves_one_device_checkpoints(tmp_path,
                                                                       separable_data):
-    from alexnet.train.config import resolve_config
     from alexnet.train.loop import train
+    from alexnet.train.run_config import resolve_config
     from alexnet.weights.checkpoint import load_model
 
     cfg = resolve_config({"model": {"name": "paper", "image_size": 64}, "epochs": 1,

@@ -2,8 +2,8 @@
 
 A `Key` declares one config key: its default, the `Rule` its value must pass (with the text
 that says what is allowed) and why the default is what it is (a paper section or a file of the
-released code). `alexnet.train.config.KEYS` and `alexnet.data.config.DataConfig` are made of
-them. Kept free of torch so that the CLI can parse `KEY=VALUE` without loading it.
+released code). `alexnet.train.run_config.KEYS` and `alexnet.data.data_config.DataConfig` are
+made of them. Kept free of torch so that the CLI can parse `KEY=VALUE` without loading it.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from alexnet.bench.timing import device_name, time_calls
 from alexnet.devices import resolve_device
 from alexnet.errors import ConfigError
-from alexnet.models.lrn import _fused_lrn, lrn_reference
+from alexnet.models.local_response_norm import _fused_lrn, lrn_reference
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

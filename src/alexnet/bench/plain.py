@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from alexnet.errors import AlexNetError
-from alexnet.models.lrn import LocalResponseNorm
+from alexnet.models.local_response_norm import LocalResponseNorm
 from alexnet.train.step import StepFn, make_train_step
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

@@ -3,7 +3,7 @@ data, the optimised step side by side with the plain eager fp32 step a user woul
 
 Optimised (what `alexnet.train.loop` does, `alexnet.accel`): on CUDA bf16 autocast,
 channels_last, torch.compile, §5's update rule with foreach kernels (`PaperSGD`), the fused LRN
-of `alexnet.kernels.lrn_triton` (picked automatically by `LocalResponseNorm` on CUDA), cuDNN
+of `alexnet.accel.lrn_triton` (picked automatically by `LocalResponseNorm` on CUDA), cuDNN
 autotuning, no host sync per step; on a CPU bf16 autocast where the CPU has native bf16,
 channels_last, torch.compile of the model and of the update.
 Plain: the same network and weights with `torch.nn.LocalResponseNorm`, fp32, NCHW, eager,
@@ -40,7 +40,7 @@ from alexnet.bench.timing import (
 )
 from alexnet.devices import resolve_device
 from alexnet.errors import ConfigError
-from alexnet.models.lrn import LocalResponseNorm, _fused_lrn, lrn_reference
+from alexnet.models.local_response_norm import LocalResponseNorm, _fused_lrn, lrn_reference
 from alexnet.models.profile import model_stats
 from alexnet.train.optim import PaperSGD
 from alexnet.train.step import make_train_step

@@ -24,7 +24,7 @@ from alexnet.cli.flags import HelpFormatter, wants_json
 from alexnet.errors import AlexNetError
 
 # One module per command group; each exposes register(subparsers).
-COMMAND_MODULES = ("models", "data", "train", "evaluate", "bench", "imports", "experiment",
+COMMAND_MODULES = ("models", "data", "train", "evaluation", "bench", "imports", "experiment",
                    "explore", "completion")
 BROKEN_PIPE_EXIT = 128 + 13  # what a shell reports for a process ended by SIGPIPE
 

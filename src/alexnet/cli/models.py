@@ -60,7 +60,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     from alexnet.models import create_model
     from alexnet.models.profile import layer_table, model_stats, rows_as_dicts
-    from alexnet.train.config import check_model_options
+    from alexnet.train.run_config import check_model_options
 
     given = [*getattr(args, "option", []), *args.overrides]
     options = {key.removeprefix("model."): value for key, value in parse_overrides(

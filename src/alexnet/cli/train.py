@@ -63,8 +63,8 @@ def _train(args: argparse.Namespace) -> int:
     overrides = flags.flag_overrides(args, KEY_FLAGS)
     if args.print_config:
         from alexnet.errors import ConfigError
-        from alexnet.train.config import dump_config
-        from alexnet.train.runner import resolve_training
+        from alexnet.train.run_config import dump_config
+        from alexnet.train.training_run import resolve_training
 
         if args.resume:
             raise ConfigError("--print-config shows a new run's config; a run's own is "
@@ -78,7 +78,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if args.gpus:
         return _launch(args, overrides)
-    from alexnet.train.runner import fit
+    from alexnet.train.training_run import fit
 
     run = fit(recipe=args.recipe, data=args.data, out=args.out, resume=args.resume,
               full=args.full, force=args.force, overrides=overrides, init_from=args.init_from)
@@ -108,7 +108,7 @@ def _launch(args: argparse.Namespace, overrides: list[str]) -> int:
 
 
 def _recipes(args: argparse.Namespace) -> int:
-    from alexnet.train.runner import key_rows, key_table, recipe_rows, recipe_table
+    from alexnet.train.training_run import key_rows, key_table, recipe_rows, recipe_table
 
     if args.json:
         flags.emit_json(args, key_rows() if args.keys else recipe_rows())

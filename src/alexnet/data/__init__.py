@@ -6,7 +6,7 @@ preprocess). `load_image` and `preprocess_images` give `predict` the same eval t
 `display_image` turns normalised input back into a picture for the figures.
 """
 
-from alexnet.data.config import DataConfig
+from alexnet.data.data_config import DataConfig
 from alexnet.data.images import decode_image, display_image, image_to_tensor, load_image
 from alexnet.data.loaders import (
     DataBundle,

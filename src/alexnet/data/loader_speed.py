@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from alexnet.data.config import DataConfig
+from alexnet.data.data_config import DataConfig
 from alexnet.data.loaders import build_loaders
 from alexnet.data.packed import PackedSplit
 from alexnet.errors import DataError

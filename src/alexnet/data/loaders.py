@@ -23,7 +23,7 @@ import torch
 
 from alexnet.accel.cpu import keep_freed_memory
 from alexnet.data.augment import LUMA, batch_generator, fit_square
-from alexnet.data.config import DataConfig
+from alexnet.data.data_config import DataConfig
 from alexnet.data.images import decode_jpegs, load_image
 from alexnet.data.pipeline import Pipeline
 from alexnet.data.sources import open_source

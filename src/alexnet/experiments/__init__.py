@@ -9,7 +9,7 @@ Each arm is an ordinary run folder trained by `alexnet.train` (so `alexnet eval`
 results.md and a figure (`alexnet.figures.experiments`).
 """
 
-from alexnet.experiments.registry import EXPERIMENTS, get_experiment, list_experiments
+from alexnet.experiments.catalog import EXPERIMENTS, get_experiment, list_experiments
 from alexnet.experiments.runner import report_experiment, run_experiment
 from alexnet.experiments.verdict import Verdict, verdict
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from alexnet.errors import ConfigError, DataError
 from alexnet.recipes import load_recipe
-from alexnet.train.config import RunConfig, defaults, resolve_config
 from alexnet.train.loop import train
-from alexnet.train.runner import run_training
+from alexnet.train.run_config import RunConfig, defaults, resolve_config
+from alexnet.train.training_run import run_training
 from alexnet.weights.checkpoint import load_checkpoint
 
 ARMS = "arms"  # the arms' run folders: <experiment folder>/arms/<arm name>

@@ -89,10 +89,10 @@ def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
 
 
 # Power (power.py): §7's 2 points against the QUICK seed noise of one removed-layer effect,
-# 1.25 points (the std of the three effects of the QUICK run, README's depth row): the
+# 1.03 points (the std of the three effects of the QUICK run, docs/EXPERIMENTS.md): the
 # verdict pools the three layers, 3 effects per seed.
 POWER = PowerNote(
-    effect=0.02, sigma=0.0125, per_seed=len(REMOVED),
+    effect=0.02, sigma=0.0103, per_seed=len(REMOVED),
     measured="std of the 3 removed-layer effects, QUICK on tiny-imagenet-10 at 64 px, 1 seed",
     full="--full: four ~90-epoch ILSVRC-2012 runs (~8 h each on one GPU, estimate; "
          "months on 2 CPU cores)", fmt="{:.2%}")
@@ -103,8 +103,9 @@ EXPERIMENT = Experiment(
     paper="ILSVRC: about 2% worse top-1 error without any one middle layer",
     default_data=None, data_hint=DATA_HINT,
     seeds=(1, 1),
-    cost=("about 15 min on 2 CPU cores: 4 runs of 10 QUICK epochs on tiny-imagenet-10 at 64 px; "
-          "13 min measured with --reuse of lrn's paper-net run", "four ~90-epoch ILSVRC-2012 runs"),
+    cost=("19 min measured on 2 CPU cores: 4 runs of 10 QUICK epochs on tiny-imagenet-10 at "
+          "64 px (4 min 40 s each); 13 min with --reuse of lrn's paper-net run",
+          "four ~90-epoch ILSVRC-2012 runs"),
     varies=("model.remove_conv", "seed"),
     floor=0.01, floor_why="one seed and layer: 1 point of top-1 error",
     arms=arms, analyse=analyse, power=POWER)

@@ -10,7 +10,6 @@ without normalisation minus the error with it (paper: +2 points).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from alexnet.experiments.arms import Arm, final_val, read_records
@@ -74,9 +73,11 @@ def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
 # time; QUICK says so before it runs. What tells: more epochs and CIFAR-10's own images
 # (the full mode).
 POWER = PowerNote(
-    effect=0.02, sigma=math.hypot(0.0050, 0.0153),
-    measured="seed std of test error: without 0.50, with 1.53 points, `cifar4` 12 epochs on "
-             "tiny-imagenet-10 at 32 px, 3 seeds (README's lrn-cifar row)",
+    # the larger of the arms' combined spread (1.46 points) and the per-seed effect's own
+    effect=0.02, sigma=0.0192,
+    measured="std of the per-seed effect 1.92 points (of test error: without 0.70, with 1.28), "
+             "`cifar4` 12 QUICK epochs on the 10,000-image CIFAR-10 subset, 3 seeds "
+             "(docs/EXPERIMENTS.md)",
     full="--full: the cifar4 recipe (~470 epochs of cuda-convnet's schedule) on the 50,000 "
          "CIFAR-10 images, 3 seeds × 2 arms (~40 min on one GPU, estimate; days on 2 CPU "
          "cores)", fmt="{:.2%}")
@@ -88,8 +89,8 @@ EXPERIMENT = Experiment(
     default_data="cifar10", data_hint="cifar10, or any image folder / prepared folder "
     "(32-px images, 24-px crops)",
     seeds=(3, 3),
-    cost=("13 min measured on one CPU thread with 5,000 32-px images (6 runs × 12 epochs); "
-          "twice that expected on the 10,000-image CIFAR-10 subset (not measured)",
+    cost=("20 min measured on 2 CPU cores (6 runs × 12 QUICK epochs of the 10,000-image "
+          "CIFAR-10 subset, the cores partly shared with other work)",
           "~40 min on one GPU (estimate: 6 runs × 120 CIFAR-10 epochs)"),
     varies=("model.lrn", "seed"),
     floor=0.01, floor_why="one seed: 1 point of test error",

@@ -203,9 +203,10 @@ def analyse(plan: Plan, runs: list[ArmRun]) -> Outcome:
 # the noise, told with 2 seeds. What QUICK must buy is not seeds but epochs: every arm has to
 # cross 25%, hence the extension up to CAP.
 POWER = PowerNote(
-    effect=math.log(PAPER_RATIO), sigma=math.hypot(0.015, 0.043),
-    measured="seed std of log epochs to 25%: ReLU 0.015, tanh 0.043, `cifar4` on 5,000 "
-             "Fashion-MNIST images at 32 px, 2 seeds",
+    effect=math.log(PAPER_RATIO), sigma=math.hypot(0.0075, 0.0044),
+    measured="seed std of log epochs to 25%: ReLU 0.0075, tanh 0.0044 (of the per-seed "
+             "effect itself: 0.003), QUICK on the 10,000-image CIFAR-10 subset at 32 px, "
+             "2 seeds (docs/EXPERIMENTS.md)",
     full="--full: 3 seeds, sweep 5 epochs a rate, up to 120 epochs an arm on the 50,000 "
          "CIFAR-10 images (~1.5 h on one GPU)", fmt="{:.3f}")
 
@@ -218,11 +219,11 @@ EXPERIMENT = Experiment(
     default_data="cifar10", data_hint="cifar10, a CIFAR-10 image folder (e.g. a folder made "
     "by `alexnet prepare --size 32`), fashion-mnist, or any image folder (resized to 32 px)",
     seeds=(2, 3),
-    cost=("sweep 6 runs × 1 epoch, then 2 seeds × 2 activations until 25% (≤ 40 epochs): "
-          "~47 s an epoch of 10,000 CIFAR-10 images on 2 idle CPU cores (measured); seed-0 "
-          "pilots crossed 25% after 8.3 epochs (ReLU, lr 0.003) and 14.2 (tanh, lr 0.01), so "
-          "~52 epochs, ~40 min idle with 2 seeds; ~30 epochs, ~24 min with --seeds 1 (the "
-          "power rule's floor tells with one seed, but shows no spread); longer under load",
+    cost=("sweep 6 runs × 1 epoch, then 2 seeds × 2 activations until 25% (≤ 40 epochs) on "
+          "the 10,000-image CIFAR-10 subset: 29 min on 2 CPU cores (measured: 12 min 55 s "
+          "for the sweep and seed 0, 16 min 21 s for seed 1; ReLU crossed 25% after 8.5 "
+          "epochs, tanh after 14.0); 13 min with --seeds 1 (the floor tells with one seed, "
+          "but shows no spread)",
           "~1.5 h on one GPU (estimate: 6 sweep runs × 5 epochs, 6 runs ≤ 120 epochs of "
           "50,000 CIFAR-10 images)"),
     varies=("model.activation", "optim.lr", "seed"),

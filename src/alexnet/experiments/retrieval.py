@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from alexnet.evaluation.retrieval import PRECISION_K, retrieval_precision
+from alexnet.evaluation.feature_retrieval import PRECISION_K, retrieval_precision
 from alexnet.experiments.ablation import PAPER_NET, condition_arms
 from alexnet.experiments.arms import Arm
 from alexnet.experiments.power import PowerNote

@@ -37,12 +37,12 @@ from alexnet.experiments.arms import (
     reusable_arm,
     run_arm,
 )
-from alexnet.experiments.registry import EXPERIMENTS, get_experiment
+from alexnet.experiments.catalog import EXPERIMENTS, get_experiment
 from alexnet.experiments.results import FIGURE, fmt_spread, fmt_value, write_results
 from alexnet.experiments.spec import ArmRun, Experiment, Outcome, Plan
 from alexnet.schema import parse_overrides
-from alexnet.train.config import validate_config
-from alexnet.train.runner import run_training
+from alexnet.train.run_config import validate_config
+from alexnet.train.training_run import run_training
 
 PLAN = "plan.json"
 # Set by the command's own options, not as KEY=VALUE.

@@ -15,7 +15,7 @@ from typing import Any
 
 from alexnet.atomic import write_text
 from alexnet.errors import ConfigError, DataError
-from alexnet.experiments.registry import EXPERIMENTS
+from alexnet.experiments.catalog import EXPERIMENTS
 from alexnet.experiments.results import fmt_spread
 from alexnet.experiments.runner import PLAN, run_experiment
 

@@ -23,7 +23,7 @@ from alexnet.data.splits import FileSplit, MemorySplit
 from alexnet.errors import AlexNetError, DataError
 from alexnet.evaluation.checkpoints import normalization_key, weights_fingerprint
 from alexnet.evaluation.codes import CodeEncoder, hamming_neighbors, train_codes
-from alexnet.evaluation.retrieval import nearest_neighbors
+from alexnet.evaluation.feature_retrieval import nearest_neighbors
 from alexnet.explore.analysis import Explorer, UnitIndex, index_batch
 from alexnet.weights.checkpoint import data_mapping, resolve_checkpoint_path
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.models.base import AlexNetBase
-from alexnet.models.lrn import LocalResponseNorm, lrn_reference
+from alexnet.models.local_response_norm import LocalResponseNorm, lrn_reference
 from alexnet.models.options import option_problems
 from alexnet.models.registry import PAPER_FAMILY, ModelInfo, list_models, model_info
 

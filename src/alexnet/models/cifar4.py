@@ -33,7 +33,7 @@ from torch import nn
 
 from alexnet.errors import ConfigError
 from alexnet.models.base import AlexNetBase
-from alexnet.models.lrn import LocalResponseNorm
+from alexnet.models.local_response_norm import LocalResponseNorm
 
 # layers-conv-local-11pct.cfg, [rnorm1]/[rnorm2]: size=5, scale=0.001, pow=0.75, crossMap=1.
 # layer.py divides the scale of a cross-map norm by its size (α/n, as the 2012 code and torch);

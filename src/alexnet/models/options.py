@@ -1,7 +1,7 @@
 """The options of the models, declared once: `MODEL_OPTIONS` says what each value may be and
 why; the builders' signatures (`alexnet.models.create_model`'s registry) say which model takes
 which and its default. `option_problems` checks both, for `create_model` and for the run
-config's `model.*` keys alike (`alexnet.train.config.check_model_options` adds a build on the
+config's `model.*` keys alike (`alexnet.train.run_config.check_model_options` adds a build on the
 meta device and the parameter count)."""
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from torch import nn
 
 from alexnet.errors import ConfigError
 from alexnet.models.base import AlexNetBase
-from alexnet.models.dropout import make_dropout
-from alexnet.models.lrn import LocalResponseNorm, SameMapResponseNorm
+from alexnet.models.dropout_scaling import make_dropout
+from alexnet.models.local_response_norm import LocalResponseNorm, SameMapResponseNorm
 
 # §3.3: n=5, α=1e-4, β=0.75; k=2 is the `lrn_k` option's default (Caffe's LRN uses k=1).
 LRN_ARGS = {"size": 5, "alpha": 1e-4, "beta": 0.75}
@@ -166,7 +166,7 @@ class PaperAlexNet(AlexNetBase):
         self.classifier = nn.Sequential(OrderedDict([
             ("fc6", nn.Linear(ins[6] * s5 * s5, 4096)),  # 9216 inputs at 224: both towers
             # §4.2: dropout 0.5 on the outputs of fc6 and fc7; by default as the paper does it
-            # (kept units unscaled in training, ×0.5 at test: models/dropout.py).
+            # (kept units unscaled in training, ×0.5 at test: models/dropout_scaling.py).
             ("relu6", act()), ("drop6", make_dropout(dropout, dropout_scaling)),
             ("fc7", nn.Linear(4096, 4096)), ("relu7", act()),
             ("drop7", make_dropout(dropout, dropout_scaling)),

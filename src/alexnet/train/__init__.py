@@ -15,10 +15,10 @@ import sys
 import types
 from typing import Any
 
-from alexnet.train.config import RunConfig, resolve_config
 from alexnet.train.loop import TrainingDiverged, train
 from alexnet.train.optim import PaperSGD
-from alexnet.train.runner import Run, fit
+from alexnet.train.run_config import RunConfig, resolve_config
+from alexnet.train.training_run import Run, fit
 from alexnet.weights.checkpoint import load_checkpoint, load_model, save_checkpoint
 
 __all__ = ["PaperSGD", "Run", "RunConfig", "TrainingDiverged", "fit", "load_checkpoint",

@@ -32,7 +32,6 @@ import torch.distributed as tdist
 import yaml
 
 from alexnet.errors import AlexNetError, CheckpointError, ConfigError
-from alexnet.train.config import RunConfig
 from alexnet.train.distributed import (
     FRESH_STORE,
     Dist,
@@ -41,6 +40,7 @@ from alexnet.train.distributed import (
     torchrun_job,
 )
 from alexnet.train.loop import train
+from alexnet.train.run_config import RunConfig
 from alexnet.weights.checkpoint import load_checkpoint
 
 RESTART_ENV = "TORCHELASTIC_RESTART_COUNT"  # how often this agent restarted its workers

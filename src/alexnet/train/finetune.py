@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from alexnet.errors import CheckpointError
-from alexnet.train.config import FREEZE, SET_BY_THE_DATA
+from alexnet.train.run_config import FREEZE, SET_BY_THE_DATA
 
 
 def paper_layers(model: nn.Module) -> dict[str, nn.Module]:

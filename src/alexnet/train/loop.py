@@ -25,7 +25,6 @@ from tqdm import tqdm
 from alexnet.atomic import append_text
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.evaluation.evaluate import EvalResult, evaluate
-from alexnet.train.config import RunConfig, validate_config
 from alexnet.train.distributed import (
     Dist,
     all_reduce_sum,
@@ -35,6 +34,7 @@ from alexnet.train.distributed import (
 )
 from alexnet.train.doctor import RunDoctor
 from alexnet.train.preemption import CheckpointClock, StopRequest, stopped_message
+from alexnet.train.run_config import RunConfig, validate_config
 from alexnet.train.run_folder import RunFolder
 from alexnet.train.schedule import current_lr
 from alexnet.train.setup import Training, full_command, rng_state, setup_run

@@ -22,13 +22,13 @@ from alexnet.data import DataBundle, DataConfig, build_loaders
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.models import create_model
 from alexnet.recipes import DEFAULT_RECIPE
-from alexnet.train.config import RunConfig, dump_config
 from alexnet.train.distributed import Dist, per_rank_batch, torchrun_job
 from alexnet.train.finetune import freeze, scale_rates, started_from, transfer
 from alexnet.train.optim import build_optimizer
+from alexnet.train.run_config import RunConfig, dump_config
 from alexnet.train.schedule import build_schedule
 from alexnet.train.step import StepFn, make_train_step
-from alexnet.train.towers import TwoTowerParallel
+from alexnet.train.tower_devices import TwoTowerParallel
 
 
 @dataclass

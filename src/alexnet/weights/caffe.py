@@ -30,7 +30,7 @@ from torch import nn
 
 from alexnet.errors import AlexNetError, CheckpointError, DataError
 from alexnet.models import AlexNetBase, create_model
-from alexnet.models.lrn import LocalResponseNorm
+from alexnet.models.local_response_norm import LocalResponseNorm
 from alexnet.weights.caffe_proto import Blob, Layer, WireError, read_blob, read_net, read_prototxt
 
 CAFFE_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")

@@ -174,7 +174,7 @@ class LocalResponseNorm(nn.Module):
     `alpha_over_n=False`: coefficient α, as the paper's formula reads.
     `groups=2`: the window stays inside each half of the channels, as in the two-tower net
     where each GPU normalised its own 48 (conv1) or 128 (conv2) maps (layers-145.cfg: rnorm1a/b).
-    On CUDA the fused kernel of `alexnet.kernels.lrn_triton` is used when it is available.
+    On CUDA the fused kernel of `alexnet.accel.lrn_triton` is used when it is available.
     """
 
     def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
@@ -200,7 +200,7 @@ class LocalResponseNorm(nn.Module):
 
 def _fused_lrn():
     try:
-        from alexnet.kernels import lrn_triton as fused
+        from alexnet.accel import lrn_triton as fused
     except Exception:  # no Triton, or the kernels part is not installed: plain PyTorch
         return None
     return fused

@@ -252,7 +252,7 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _neighbors(args: argparse.Namespace) -> int:
-    from alexnet.evaluation.retrieval import find_neighbors
+    from alexnet.evaluation.feature_retrieval import find_neighbors
 
     r = find_neighbors(args.features, args.queries, k=args.topk, checkpoint=args.checkpoint,
                        figure=args.out, chunk_size=args.chunk_size, device=args.device,
@@ -271,7 +271,7 @@ def _neighbors(args: argparse.Namespace) -> int:
 
 
 def _retrieval(args: argparse.Namespace) -> int:
-    from alexnet.evaluation.retrieval import format_retrieval, retrieval_precision
+    from alexnet.evaluation.feature_retrieval import format_retrieval, retrieval_precision
 
     r = retrieval_precision(args.checkpoint, args.data, k=args.topk, layer=args.layer,
                             limit=args.limit, stored_limit=args.stored_limit, bits=args.codes,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alexnet.errors import ConfigError
-from alexnet.models.lrn import LocalResponseNorm
+from alexnet.models.local_response_norm import LocalResponseNorm
 
 
 def _leaves(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:

@@ -13,7 +13,11 @@ import yaml
 
 from alexnet.errors import CheckpointError, ConfigError
 from alexnet.recipes import DEFAULT_RECIPE, list_recipes, load_recipe
-from alexnet.train.config import (
+from alexnet.train.distributed import torchrun_job
+from alexnet.train.elastic import train_elastic
+from alexnet.train.finetune import init_model_config
+from alexnet.train.loop import train
+from alexnet.train.run_config import (
     FROM_THE_MODEL,
     KEYS,
     MODEL_OPTIONS,
@@ -24,10 +28,6 @@ from alexnet.train.config import (
     resolve_config,
     validate_config,
 )
-from alexnet.train.distributed import torchrun_job
-from alexnet.train.elastic import train_elastic
-from alexnet.train.finetune import init_model_config
-from alexnet.train.loop import train
 from alexnet.train.run_folder import default_run_dir
 from alexnet.weights.checkpoint import load_checkpoint
 

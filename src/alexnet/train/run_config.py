@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import yaml
 
-from alexnet.data.config import IMAGE_SIZE, SMALL_DATASETS, DataConfig
+from alexnet.data.data_config import IMAGE_SIZE, SMALL_DATASETS, DataConfig
 from alexnet.devices import check_device
 from alexnet.errors import AlexNetError, ConfigError
 from alexnet.models import create_model, list_models
@@ -319,7 +319,7 @@ def derive_sizes(cfg: dict[str, Any]) -> None:
       trees and prepared folders (§4.1), none on fashion-mnist/cifar10 or when only
       `data.resize` is set (DataConfig's rule).
     - `data.resize`: without a crop, `model.image_size`; with one, §2's 256 for 224 on image
-      trees (`alexnet.data.config.resize_for_crop`), left for `DataConfig.resolved()` to
+      trees (`alexnet.data.data_config.resize_for_crop`), left for `DataConfig.resolved()` to
       fill, since it depends on the source, which `alexnet eval --data` may change.
     """
     model, data = cfg.get("model"), cfg.get("data")

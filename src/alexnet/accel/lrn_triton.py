@@ -6,7 +6,8 @@
     ∂L/∂x_j = g_j · d_j^-β  -  2aβ · x_j · Σ_{i : j ∈ W(i)} g_i · x_i · d_i^(-β-1),
 
 with g = ∂L/∂y and i running over [j - (size-1)//2, j + size//2] (the channels whose window holds
-j). `alexnet.models.lrn.lrn_reference` is the reference; this module must agree with it.
+j). `alexnet.models.local_response_norm.lrn_reference` is the reference; this module must
+agree with it.
 
 Algorithm (one program = a tile of BLOCK_P pixels × all C channels of one image): a window sum
 over channels is a sum of `size` copies of the tile loaded at channel offsets -size//2 ..
@@ -196,7 +197,8 @@ def lrn(x: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
         alpha_over_n: bool = True, groups: int = 1) -> torch.Tensor:
     """Cross-channel LRN of (B, C, H, W) `x` with the fused kernels; differentiable.
 
-    Same arguments and result as `alexnet.models.lrn.lrn_reference` (check `available(x)` first).
+    Same arguments and result as `alexnet.models.local_response_norm.lrn_reference` (check
+    `available(x)` first).
     `groups=g` keeps every window inside its block of C/g channels (the two-tower net's LRN:
     each GPU normalised its own maps), the same as normalising the g blocks one by one, without
     a copy for channels_last inputs.

@@ -1,4 +1,4 @@
-"""The fused Triton LRN (`alexnet.kernels.lrn_triton`) against `lrn_reference` and its autograd.
+"""The fused Triton LRN (`alexnet.accel.lrn_triton`) against `lrn_reference` and its autograd.
 
 On CPU the kernels run in Triton's interpreter: TRITON_INTERPRET=1 must be set before triton is
 imported, so the comparisons run in a child process (this file's `__main__`), which prints one
@@ -43,8 +43,8 @@ def case_id(case: tuple) -> str:
 def run_case(case: tuple, device: str) -> dict:
     """Max errors of the fused LRN's output and input gradient, relative to the largest value
     of the fp64 reference (output) and its autograd (gradient)."""
-    from alexnet.kernels.lrn_triton import lrn
-    from alexnet.models.lrn import lrn_reference
+    from alexnet.accel.lrn_triton import lrn
+    from alexnet.models.local_response_norm import lrn_reference
 
     size, aon, layout, dtype, alpha, k, scale, groups = case
     gen = torch.Generator().manual_seed(zlib.crc32(case_id(case).encode()))
@@ -77,7 +77,7 @@ def run_case(case: tuple, device: str) -> dict:
 
 def run_compile_case(device: str) -> dict:
     """The custom ops under torch.compile: one graph (fullgraph), same output and gradient."""
-    from alexnet.kernels.lrn_triton import lrn
+    from alexnet.accel.lrn_triton import lrn
 
     x = (torch.randn(2, 8, 4, 4) * 3).to(device).requires_grad_(True)
     fn = torch.compile(lambda t: lrn(t, 5, 0.5, 0.75, 1.0, True).relu().sum(),
@@ -121,7 +121,7 @@ def test_interpreted_kernel_under_compile(interpreted: dict) -> None:
 
 
 def test_available_rejects_what_the_kernel_cannot_run() -> None:
-    from alexnet.kernels import lrn_triton as fused
+    from alexnet.accel import lrn_triton as fused
 
     if fused._INTERPRET:  # this process imported triton in interpreter mode
         pytest.skip("TRITON_INTERPRET is set in the test process")
@@ -143,8 +143,8 @@ def test_cuda_kernel_under_inductor() -> None:
 
 @pytest.mark.gpu
 def test_cuda_module_uses_fused_kernel_on_conv1_shape() -> None:
-    from alexnet.kernels import lrn_triton as fused
-    from alexnet.models.lrn import LocalResponseNorm, lrn_reference
+    from alexnet.accel import lrn_triton as fused
+    from alexnet.models.local_response_norm import LocalResponseNorm, lrn_reference
 
     x = (torch.randn(8, 96, 55, 55, device="cuda") * 10).relu()  # conv1 after ReLU (§3.3)
     assert fused.available(x) and fused.available(x.bfloat16())

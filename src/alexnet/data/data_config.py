@@ -45,7 +45,7 @@ class DataConfig:
     """Where the images come from and how they are turned into training batches.
 
     `None` fields are resolved per source by `resolved()`. In a run config the sizes follow
-    `model.image_size` (`alexnet.train.config.derive_sizes`).
+    `model.image_size` (`alexnet.train.run_config.derive_sizes`).
     """
 
     source: str | None = option("fashion-mnist", _SOURCE, "the default recipe's dataset")
