@@ -140,30 +140,6 @@ def test_build_loaders_on_a_packed_folder(prepared):
     assert x.shape == (3, 10, 3, 24, 24) and y.tolist() == [0, 1, 2]
 
 
-@pytest.mark.parametrize("options", [
-    {"crop": 24, "resize": 32, "lighting": 0.1},  # decoded and augmented in the threads
-    {"crop": 24, "resize": 32, "variant": "original", "lighting": 0.1},  # mean: the centre's
-    {"crop": 20, "resize": 28, "flip": False},  # resized first: the batch path
-    {"resize": 32, "mean": "channel"},  # no crop
-])
-def test_decoding_threads_give_the_worker_processes_batches(prepared, options):
-    """decode=threads: packed data decoded (and, where `Pipeline.per_image` allows, augmented)
-    by threads in this process gives the DataLoader workers' batches exactly."""
-    from itertools import islice
-
-    _, dest, _, _ = prepared
-    batches = {}
-    for decode in ("threads", "cpu"):
-        cfg = DataConfig.from_dict({"source": str(dest), "workers": 2, "decode": decode,
-                                    **options})
-        bundle = build_loaders(cfg, batch_size=5, device="cpu", seed=3)
-        assert bundle.path == {"threads": "threads", "cpu": "workers"}[decode]
-        train = list(islice(bundle.train.iterate(1, start_batch=1), 2))
-        batches[decode] = train + list(bundle.eval_loader("ten", split="train"))
-    for (x, y), (x2, y2) in zip(batches["threads"], batches["cpu"], strict=True):
-        assert torch.equal(x, x2) and torch.equal(y, y2)
-
-
 def test_bench_data_reads_the_loader_against_decoding_alone(prepared, monkeypatch):
     """`alexnet bench data` on a prepared folder: the loader's rate, what the same cores
     decode of the same number of images with nothing else to do, and the one over the other."""

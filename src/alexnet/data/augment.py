@@ -124,8 +124,7 @@ def _gather_crop(x: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor, crop:
 def crop_normalize(x: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor, crop: int,
                    mean: torch.Tensor, std: torch.Tensor, flips: torch.Tensor | None = None,
                    shift: torch.Tensor | None = None, *,
-                   per_image: bool | None = None, out: torch.Tensor | None = None,
-                   mirrored: torch.Tensor | None = None) -> torch.Tensor:
+                   per_image: bool | None = None) -> torch.Tensor:
     """uint8 or float (B, C, H, W) -> float (B, C, crop, crop): each image's patch (and mirror,
     as `batch_crop`) plus its RGB shift `shift` (B, C) (`lighting_shift`), minus the same
     window of `mean` (C, H, W) (§2's mean image, mirrored with the patch) or minus mean
@@ -134,9 +133,7 @@ def crop_normalize(x: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor, cro
     The numbers of §2's order (light, normalise, then crop and flip: `pca_lighting`,
     `normalize`, `batch_crop`) on the patch's pixels only. On the CPU (or `per_image=True`)
     each image is converted straight from its uint8 slice and normalised while it is in cache:
-    one pass over the output instead of five over the batch; on CUDA the batched ops. `out`:
-    where the per-image path writes (float (B, C, crop, crop)); `mirrored`: `mean.flip(-1)`,
-    when the caller has it.
+    one pass over the output instead of five over the batch; on CUDA the batched ops.
     """
     n = x.shape[0]
     flips = torch.zeros(n, dtype=torch.bool) if flips is None else flips.cpu()
@@ -150,11 +147,9 @@ def crop_normalize(x: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor, cro
             mean = batch_crop(mean.expand(n, -1, -1, -1), tops, lefts, crop, flips)
         out = out - mean
         return out if unit_std else out / std
-    if out is None:
-        out = torch.empty(n, x.shape[1], crop, crop, device=x.device)
+    out = torch.empty(n, x.shape[1], crop, crop, device=x.device)
     width = mean.shape[-1]
-    if mirrored is None:
-        mirrored = mean.flip(-1) if pixel_mean and bool(flips.any()) else mean
+    mirrored = mean.flip(-1) if pixel_mean and bool(flips.any()) else mean
     for i, (t, l, f) in enumerate(zip(tops.tolist(), lefts.tolist(), flips.tolist(),
                                       strict=True)):
         patch, o = x[i, :, t:t + crop, l:l + crop], out[i]  # (C, crop, crop)

@@ -77,15 +77,14 @@ class DataConfig:
                        "pixel: §2's mean image; channel: mean/std per channel; auto = channel "
                        "for fashion-mnist/cifar10, else pixel")
     workers: int | None = option(None, whole(0, 65536).or_null(),
-                                 "DataLoader workers (decoding threads with decode=threads); "
-                                 "null = min(8, cores)")
+                                 "DataLoader workers; null = min(8, cores)")
     val_fraction: float = option(0.1, number("a number in [0, 1)", lambda v: 0 <= v < 1),
                                  "held out per class of a tree without a val/ split")
     stats_images: int = option(10000, whole(1),
                                "images sampled for the mean/PCA of an unprepared tree")
-    decode: str = option("auto", one_of("auto", "cpu", "cuda", "threads"),
+    decode: str = option("auto", one_of("auto", "cpu", "cuda"),
                          "packed data: auto/cuda = nvjpeg batch decode on CUDA; cpu = DataLoader "
-                         "worker processes; threads = decoding threads in the process")
+                         "worker processes")
     chunk: int = option(32, whole(1),
                         "variant original: images sharing one crop and flip (convdata.py)")
 

@@ -52,7 +52,7 @@ def bench_loader(source: str, *, batch_size: int = 128, device: str | torch.devi
 
     `options` are further `DataConfig` keys (crop, resize, lighting, workers, ...); for an
     image tree or prepared folder the paper's defaults apply (256 -> random 224 crops, flips).
-    Returns images/s, ms per batch, the read path (memory | workers | threads | cuda) and the
+    Returns images/s, ms per batch, the read path (memory | workers | cuda) and the
     setup time; for a prepared folder read on the CPU also `decode_only_images_per_s` (the same
     number of images decoded by `decode_rate` on every usable core) and `of_decode` (the
     loader's rate as a fraction of it).
@@ -77,7 +77,7 @@ def bench_loader(source: str, *, batch_size: int = 128, device: str | torch.devi
         images, shape = images + len(y), list(x.shape)
     _sync(device)
     seconds = time.perf_counter() - tick
-    batches.close()  # stops the loader's workers and threads before the decode-only timing
+    batches.close()  # stops the loader's workers before the decode-only timing
     rate = images / max(seconds, 1e-9)
     ceiling = {}
     split = bundle.train.fetcher.split

@@ -3,11 +3,6 @@
 Three ways to get uint8 batches, one `Pipeline` to turn them into network input:
 - memory: Fashion-MNIST / CIFAR-10 as one uint8 tensor (on the GPU when there is one);
 - workers: DataLoader worker processes read image files or packed JPEGs on the CPU;
-- threads (decode=threads): packed JPEGs decoded by a pool of threads in this process, each
-  image straight into its slot of the batch (torchvision's decoder releases the GIL), and where
-  the pipeline allows cropped and normalised there too: no worker processes, no copy of every
-  batch through shared memory. Measured slower than one process on 2 cores
-  (benchmarks/README.md), so not the default;
 - cuda: packed JPEG bytes decoded in batches by nvjpeg (`decode_jpeg(list, device="cuda")`).
 Order and augmentation are a pure function of (seed, epoch, batch index, rank).
 """
@@ -84,12 +79,9 @@ class Fetcher:
             self.images = split.images.to(device) if on_gpu else split.images
         elif source_kind == "packed" and device.type == "cuda" and cfg.decode in ("auto", "cuda"):
             self.mode = "cuda"
-        elif source_kind == "packed" and cfg.decode == "threads":
-            self.mode = "threads"
-        elif cfg.decode in ("cuda", "threads"):
-            need = " and a CUDA device" if cfg.decode == "cuda" else ""
-            raise ConfigError(f"data.decode={cfg.decode} needs a prepared (packed) dataset"
-                              f"{need}; use decode=auto, or `alexnet prepare` the folder")
+        elif cfg.decode == "cuda":
+            raise ConfigError("data.decode=cuda needs a prepared (packed) dataset and a CUDA "
+                              "device; use decode=auto, or `alexnet prepare` the folder")
         self.fit_size = fit_size
 
     def batches(self, index_lists: list[torch.Tensor]) -> Iterator[Batch]:
@@ -98,8 +90,6 @@ class Fetcher:
                 yield self.images[idx.to(self.images.device)], self.split.labels[idx]
         elif self.mode == "cuda":
             yield from self._cuda_batches(index_lists)
-        elif self.mode == "threads":
-            yield from self._thread_batches(index_lists)
         else:
             yield from self._worker_batches(index_lists)
 
@@ -120,40 +110,6 @@ class Fetcher:
                 raise DataError(f"{batch[0]}{more}; or run `alexnet prepare` on the folder once "
                                 "and train on its output")
             yield batch
-
-    def _thread_batches(self, index_lists: list[torch.Tensor],
-                        make: MakeBatch | None = None) -> Iterator[Batch]:
-        """Batches of packed JPEGs decoded by `workers` threads, each image straight into its
-        slot of one preallocated tensor: uint8 (B, 3, S, S), or what `make(j, n)` gives for
-        the j-th batch of n images: (its tensor, a function writing image k into it). The next
-        batch is decoded while this one is used."""
-        side = self.fit_size
-
-        def stack(_: int, n: int) -> tuple[torch.Tensor, Callable[[int, torch.Tensor], None]]:
-            out = torch.empty(n, 3, side, side, dtype=torch.uint8)
-
-            def put(k: int, image: torch.Tensor) -> None:
-                out[k] = image
-            return out, put
-
-        def fill(j: int) -> Batch:
-            idx = index_lists[j]
-            out, put = (make or stack)(j, len(idx))
-
-            def one(k: int) -> None:
-                image = self.split.decode(int(idx[k]))  # (3, S, S), GIL released inside
-                put(k, image if image.shape[-2:] == (side, side) else fit_square(image, side))
-            list(decoders.map(one, range(len(idx))))  # re-raises a DataError here
-            return out, self.split.labels[idx]
-
-        threads = max(1, int(self.cfg.workers or 1))
-        with ThreadPoolExecutor(threads) as decoders, ThreadPoolExecutor(1) as ahead:
-            pending = ahead.submit(fill, 0) if index_lists else None
-            for j in range(len(index_lists)):
-                batch = pending.result()  # type: ignore[union-attr]
-                if j + 1 < len(index_lists):
-                    pending = ahead.submit(fill, j + 1)
-                yield batch
 
     def _cuda_batches(self, index_lists: list[torch.Tensor]) -> Iterator[Batch]:
         """Bytes read by a thread one batch ahead; nvjpeg decodes a whole batch at once."""
@@ -203,10 +159,6 @@ class TrainLoader:
         order = self.order(epoch)
         bs = self.batch_size
         index_lists = [order[b * bs:(b + 1) * bs] for b in range(start_batch, len(self))]
-        if self.fetcher.mode == "threads" and self.pipeline.per_image(self.fetcher.fit_size,
-                                                                      self.device):
-            yield from self._augmented_in_threads(index_lists, epoch, start_batch)
-            return
         non_blocking = self.device.type == "cuda"
         for b, (x, y) in enumerate(self.fetcher.batches(index_lists), start=start_batch):
             gen = batch_generator(self.seed, epoch, b, self.rank)
@@ -216,26 +168,6 @@ class TrainLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.iterate(self.epoch)
-
-    def _augmented_in_threads(self, index_lists: list[torch.Tensor], epoch: int,
-                              start_batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The decoding threads also crop, flip, light and normalise each image into the float
-        batch (`Pipeline.apply_one`, the numbers of `Pipeline.train`): no uint8 batch of whole
-        images, and the per-image work spread over the threads."""
-        pipe, lighting = self.pipeline, bool(self.lighting)
-        mirrored = pipe.mean.flip(-1) if pipe.flip and pipe.mean.shape[-1] != 1 else None
-
-        def make(j: int, n: int) -> tuple[torch.Tensor, Callable[[int, torch.Tensor], None]]:
-            plan = pipe.plan(batch_generator(self.seed, epoch, start_batch + j, self.rank), n,
-                             lighting)
-            out = torch.empty(n, pipe.channels, pipe.size, pipe.size)
-
-            def put(k: int, image: torch.Tensor) -> None:
-                pipe.apply_one(image, plan, k, out[k], mirrored)
-            return out, put
-
-        yield from self.fetcher._thread_batches(index_lists, make)
-
 
 class EvalLoader:
 

@@ -134,26 +134,6 @@ class Pipeline:
         """Whether `apply` crops images of this shape straight from their loaded pixels."""
         return shape[1] == self.channels and tuple(shape[-2:]) == (self.resize, self.resize)
 
-    def per_image(self, side: int, device: torch.device) -> bool:
-        """Whether CPU images of `side`² can be augmented one at a time (`apply_one`) with the
-        numbers `apply` gives the batch: the crop + normalise path, on the CPU."""
-        return (device.type == "cpu" and (self.size != self.resize or self.flip)
-                and self.takes_as_loaded((1, self.channels, side, side), torch.uint8)
-                and not (self.mean_window == "center" and self.mean.shape[-1] != 1))
-
-    def apply_one(self, image: torch.Tensor, plan: Plan, k: int, out: torch.Tensor,
-                  mirrored: torch.Tensor | None = None) -> None:
-        """Image `k` of a batch planned by `plan`: uint8 (C, R, R) -> `out` (C, crop, crop),
-        as `apply` computes it for the whole batch (see `per_image`); `mirrored`: the mean
-        image mirrored (`mean.flip(-1)`), computed once per batch by the caller."""
-        one = slice(k, k + 1)
-        crop_normalize(image[None], plan.tops[one], plan.lefts[one], self.size, self.mean,
-                       self.std, None if plan.flips is None else plan.flips[one],
-                       None if plan.shift is None else plan.shift[one], per_image=True,
-                       out=out[None], mirrored=mirrored)
-        if plan.divisor != 1.0:
-            out.div_(plan.divisor)
-
     def eval(self, x: torch.Tensor, views: str = "center") -> torch.Tensor:
         """(B, C, s, s) centre views or (B, 10, C, s, s) ten views (§4.1)."""
         return self.views(self.normalized(x), views)
