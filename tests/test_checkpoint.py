@@ -117,3 +117,15 @@ def test_open_checkpoint_gives_the_model_and_the_data_to_feed_it(tmp_path: Path)
     assert open_checkpoint(pretrained, device="cpu").data is None
     with pytest.raises(CheckpointError, match="no data of its own: give --data"):
         open_checkpoint(pretrained, device="cpu", need_data=True)
+
+
+def test_a_xavier_model_rebuilds_from_its_config_and_older_checkpoints_load() -> None:
+    # the default recipe's model (init=xavier): `alexnet report` rebuilds it from the checkpoint
+    model = create_model("paper", num_classes=10, in_channels=1, image_size=64, init="xavier")
+    assert "init_bias" not in model.config
+    create_model(**model.config)
+    older = {"model": {"config": {**model.config, "init_bias": 1.0},  # as written before
+                       "state_dict": model.state_dict()}}
+    loaded, _ = load_model(older)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                 model.state_dict().values(), strict=True))

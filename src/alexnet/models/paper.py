@@ -105,8 +105,10 @@ class PaperAlexNet(AlexNetBase):
                        "lrn": lrn, "pool": pool, "activation": activation, "dropout": dropout,
                        "image_size": image_size, "init": init,
                        "lrn_alpha_over_n": lrn_alpha_over_n, "lrn_per_tower": lrn_per_tower,
-                       "dropout_scaling": dropout_scaling, "init_bias": float(init_bias),
-                       "lrn_k": float(lrn_k), "remove_conv": remove_conv}
+                       "dropout_scaling": dropout_scaling, "lrn_k": float(lrn_k),
+                       "remove_conv": remove_conv}
+        if init != "xavier":  # xavier zeroes every bias: init_bias is refused there, not kept
+            self.config["init_bias"] = float(init_bias)
         make_dropout(dropout, dropout_scaling)  # checks both before anything is built
         layout = LAYOUTS[variant]
         self.towers = layout.groups

@@ -137,6 +137,9 @@ def load_model(
     if name in PAPER_FAMILY and "dropout_scaling" not in config:
         # Written before the paper family had §4.2's dropout: trained with nn.Dropout.
         config["dropout_scaling"] = "train"
+    if config.get("init") == "xavier":
+        # Written when the config recorded init_bias under xavier too (it zeroes every bias).
+        config.pop("init_bias", None)
     model = create_model(**config)
     try:
         model.load_state_dict(weights)
