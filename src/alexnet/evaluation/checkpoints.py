@@ -5,7 +5,6 @@ facts about its preprocessing."""
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,9 +13,8 @@ import torch
 from alexnet.data import DataBundle, DataConfig, build_loaders
 from alexnet.data.sources import class_names as folder_class_names
 from alexnet.errors import CheckpointError
+from alexnet.weights.checkpoint import WNID
 from alexnet.weights.torchvision_weights import torchvision_weights
-
-_WNID = re.compile(r"^n\d{8}$")
 
 
 def imagenet_names() -> list[str]:
@@ -30,20 +28,13 @@ def display_names(state: dict[str, Any] | None, num_classes: int) -> list[str]:
     names for 1000-class models whose classes are wnids (or unknown), else the class index as
     text."""
     stored = list((state or {}).get("classes") or [])
-    if num_classes == 1000 and (not stored or all(_WNID.match(str(c)) for c in stored)):
+    if num_classes == 1000 and (not stored or all(WNID.match(str(c)) for c in stored)):
         return imagenet_names()
     if len(stored) == num_classes:
-        if any(_WNID.match(str(c)) for c in stored):  # a subset of ILSVRC stored as wnids
+        if any(WNID.match(str(c)) for c in stored):  # a subset of ILSVRC stored as wnids
             return folder_class_names([str(c) for c in stored])
         return [str(c) for c in stored]
     return [str(i) for i in range(num_classes)]
-
-
-def stored_normalization(state: dict[str, Any]) -> dict[str, torch.Tensor] | None:
-    """The mean and std the checkpoint's model was trained with (`data.normalization`), which
-    every command feeds it (None for a checkpoint without one: the data's own statistics)."""
-    norm = (state.get("data") or {}).get("normalization")
-    return dict(norm) if norm else None
 
 
 def normalization_key(normalization: dict[str, torch.Tensor] | None) -> str:
@@ -64,7 +55,7 @@ def data_bundle(mapping: dict[str, Any], *, batch_size: int, device: torch.devic
                 checkpoints: Sequence[dict[str, Any]] = ()) -> DataBundle:
     """The data part's loaders for a checkpoint's `data:` mapping (see `data_mapping`):
     `alexnet.data.build_loaders(DataConfig.from_dict(mapping), ...)`, one process.
-    `normalization` (`stored_normalization(state)`) replaces the data's own mean and std.
+    `normalization` (`Opened.normalization`) replaces the data's own mean and std.
     `checkpoints`: states whose classes the data must have (`check_classes`), checked as soon
     as the data's classes are known, before its statistics are computed."""
     source = str(mapping.get("source"))
@@ -89,7 +80,7 @@ def check_classes(state: dict[str, Any], classes: Sequence[str], source: str) ->
                               f"{source}), the checkpoint's model has {num}: evaluate it on "
                               f"data with its classes{hint}")
     wnids = [str(c) for c in state.get("classes") or []]
-    if len(wnids) != num or not all(_WNID.match(c) for c in wnids):
+    if len(wnids) != num or not all(WNID.match(c) for c in wnids):
         return
     names = folder_class_names(wnids)
     for i, (found, wnid, name) in enumerate(zip(classes, wnids, names, strict=True)):

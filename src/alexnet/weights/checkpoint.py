@@ -32,7 +32,7 @@ from alexnet.weights.torchvision_weights import (
 )
 
 FORMAT = "alexnet-checkpoint/1"
-_WNID = re.compile(r"^n\d{8}$")  # an ILSVRC class id, e.g. n01440764
+WNID = re.compile(r"^n\d{8}$")  # an ILSVRC class id, e.g. n01440764
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -176,7 +176,7 @@ def _no_source(state: dict[str, Any]) -> str:
     what = (f"came from pretrained weights ({origin.get('from', 'no name')}, "
             f"{origin.get('file', 'no file')})" if origin else "names no data source")
     classes = state.get("classes") or []
-    wnids = len(classes) == 1000 and all(_WNID.match(str(c)) for c in classes)
+    wnids = len(classes) == 1000 and all(WNID.match(str(c)) for c in classes)
     need = ("an ILSVRC-2012-style folder (train/ and val/ with one folder per wnid) or a "
             "dataset made by `alexnet prepare` from one, whose classes are the 1000 ILSVRC-2012 "
             "wnids" if wnids else f"a dataset with the checkpoint's {len(classes)} classes")
@@ -203,8 +203,8 @@ class Opened:
 
 
 def open_checkpoint(spec: str | os.PathLike | dict[str, Any], data: str | None = None, *,
-                    device: str | torch.device | None = "auto", need_data: bool = False,
-                    expect_num_classes: int | None = None) -> Opened:
+                    device: str | torch.device | None = "auto", need_data: bool = False
+                    ) -> Opened:
     """The one way a command opens weights: `spec` (a checkpoint file, a run folder, a
     Hugging Face folder, a safetensors export, `torchvision`, a torchvision .pth, or a
     checkpoint already loaded) -> `Opened`: its model in eval mode on `device` ("auto": CUDA
@@ -218,6 +218,6 @@ def open_checkpoint(spec: str | os.PathLike | dict[str, Any], data: str | None =
         mapping = data_mapping(state, data)
     elif ((state.get("config") or {}).get("data") or {}).get("source") is not None:
         mapping = data_mapping(state)
-    model, _ = load_model(state, expect_num_classes=expect_num_classes)
+    model, _ = load_model(state)
     dev = resolve_device(device)
     return Opened(model.to(dev), state, dev, path, mapping)
